@@ -1,0 +1,192 @@
+//! The one error shape of the API: RFC 9457 problem details with a stable
+//! `code` and, where one input is at fault, the `field`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use trainyard_core::{FieldError, TransitionError};
+use trainyard_db::DbError;
+use utoipa::ToSchema;
+
+/// An RFC 9457 problem document, as every 4xx and 5xx answer carries it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem: `urn:trainyard:problem:<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong in this case.
+    pub detail: String,
+    /// A stable machine-readable code, e.g. `invalid_field` or `not_found`.
+    pub code: String,
+    /// The input at fault, as the client named it (`name`, `tags.team`, `limit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// Everything a handler can answer instead of success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// An input field was refused.
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// The request is malformed as a whole (bad JSON, wrong content type).
+    #[error("{detail}")]
+    BadRequest {
+        /// Stable code.
+        code: &'static str,
+        /// What is wrong.
+        detail: String,
+        /// The field, when the parser could tell.
+        field: Option<String>,
+    },
+    /// No valid credentials.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// Credentials valid, but not enough for this action.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The resource does not exist, or is not visible to the caller.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A unique name is taken.
+    #[error("{what} with this {field} already exists")]
+    Conflict {
+        /// What collided.
+        what: &'static str,
+        /// The field holding the colliding value.
+        field: &'static str,
+    },
+    /// The run state machine refused the change.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// The request body is over the limit.
+    #[error("request body is larger than the limit of {limit} bytes (setting max_request_body_bytes)")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The body is not JSON.
+    #[error("expected a body with content type application/json")]
+    UnsupportedMediaType,
+    /// Something failed inside the server; details are logged, not returned.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A refusal of `field` for `reason`.
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ApiError {
+        ApiError::Invalid(FieldError::new(field, reason))
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str, Option<String>) {
+        use ApiError::*;
+        match self {
+            Invalid(e) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                "Invalid field",
+                Some(e.field.clone()),
+            ),
+            BadRequest { code, field, .. } => {
+                (StatusCode::BAD_REQUEST, code, "Bad request", field.clone())
+            }
+            Unauthenticated(_) => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authentication required",
+                None,
+            ),
+            Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden", None),
+            NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found", None),
+            Conflict { field, .. } => (
+                StatusCode::CONFLICT,
+                "already_exists",
+                "Already exists",
+                Some((*field).to_string()),
+            ),
+            Transition(_) => (
+                StatusCode::CONFLICT,
+                "invalid_transition",
+                "Status change not allowed",
+                None,
+            ),
+            TooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "Request body too large",
+                None,
+            ),
+            UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+                None,
+            ),
+            Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal server error",
+                None,
+            ),
+        }
+    }
+
+    /// The problem document for this error.
+    pub fn problem(&self) -> (StatusCode, Problem) {
+        let (status, code, title, field) = self.parts();
+        let detail = match self {
+            ApiError::Invalid(e) => e.reason.clone(),
+            other => other.to_string(),
+        };
+        let problem = Problem {
+            kind: format!("urn:trainyard:problem:{code}"),
+            title: title.to_string(),
+            status: status.as_u16(),
+            detail,
+            code: code.to_string(),
+            field,
+        };
+        (status, problem)
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(err: DbError) -> ApiError {
+        match err {
+            DbError::NotFound(what) => ApiError::NotFound(what),
+            DbError::Conflict { what, field } => ApiError::Conflict { what, field },
+            DbError::Transition(t) => ApiError::Transition(t),
+            DbError::BadCursor => ApiError::invalid("cursor", "is not a cursor this server issued"),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(source) = &self {
+            // The client gets a generic message; the cause goes to the log.
+            tracing::error!(error = %source, "request failed");
+        }
+        let (status, problem) = self.problem();
+        let mut response = (status, axum::Json(problem)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// What handlers return.
+pub type ApiResult<T> = Result<T, ApiError>;

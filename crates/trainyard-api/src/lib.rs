@@ -1,0 +1,68 @@
+//! Trainyard's HTTP API: thin axum handlers over the store, one error shape,
+//! bearer-token authentication, and an OpenAPI document of every route.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+mod openapi;
+mod routes;
+mod trace;
+
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::Router;
+use std::future::Future;
+use tokio::net::TcpListener;
+use trainyard_db::Db;
+
+pub use openapi::{openapi_document, API_VERSION};
+
+/// Limits the API enforces on every request.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes.
+    pub max_request_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone, Debug, FromRef)]
+pub struct AppState {
+    /// The store.
+    pub db: Db,
+    /// Request limits.
+    pub limits: Limits,
+}
+
+/// The whole application: health probes, `/api/v1`, its OpenAPI document and
+/// the interactive docs page.
+pub fn app(state: AppState) -> Router {
+    let (api, document) = routes::router().split_for_parts();
+    let limit = state.limits.max_request_body_bytes;
+    let docs = utoipa_swagger_ui::SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", document);
+    Router::new()
+        .merge(api)
+        .merge(docs)
+        .fallback(routes::not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(trace::layer())
+        .with_state(state)
+}
+
+/// Serves the application on `listener` until `shutdown` completes, then
+/// finishes the requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,12 @@
+//! Domain types and rules of Trainyard, free of I/O.
+//!
+//! Everything here is plain data and pure functions: names that parse, roles,
+//! and the one place that decides which run status may follow which.
+
+pub mod role;
+pub mod run_status;
+pub mod validate;
+
+pub use role::Role;
+pub use run_status::{RunStatus, TransitionError};
+pub use validate::{FieldError, Name, TagKey, TagValue};

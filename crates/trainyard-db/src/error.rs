@@ -1,0 +1,45 @@
+use trainyard_core::TransitionError;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The thing asked for does not exist (in this workspace).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A unique name is taken.
+    #[error("{what} already exists")]
+    Conflict {
+        /// What kind of thing collided, e.g. "experiment".
+        what: &'static str,
+        /// The input field holding the colliding value.
+        field: &'static str,
+    },
+    /// The run state machine refused a status change.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// A pagination cursor that this store did not hand out.
+    #[error("cursor is not one this server issued")]
+    BadCursor,
+    /// Any other database failure.
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    /// A migration could not be applied.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl DbError {
+    /// Maps a unique-violation on `constraint` to a [`DbError::Conflict`].
+    pub(crate) fn on_unique(
+        constraint: &'static str,
+        what: &'static str,
+        field: &'static str,
+    ) -> impl FnOnce(sqlx::Error) -> DbError {
+        move |err| match &err {
+            sqlx::Error::Database(db) if db.constraint() == Some(constraint) => {
+                DbError::Conflict { what, field }
+            }
+            _ => DbError::Sqlx(err),
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Trainyard's PostgreSQL store: the only crate that writes SQL.
+//!
+//! Every query is scoped by workspace. Values are always bound, never spliced.
+
+pub mod embedded;
+mod error;
+pub mod experiments;
+mod page;
+pub mod runs;
+pub mod tokens;
+pub mod workspaces;
+
+pub use error::DbError;
+pub use page::{Cursor, Page};
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The schema, from the repository's `migrations/` folder.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// A handle on the database, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: PgPool,
+}
+
+impl Db {
+    /// Connects to `url` with at most `max_connections` connections.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Db, DbError> {
+        let options = PgConnectOptions::from_str(url)?.application_name("trainyard");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Db { pool })
+    }
+
+    /// Wraps an existing pool (tests build their own).
+    pub fn from_pool(pool: PgPool) -> Db {
+        Db { pool }
+    }
+
+    /// Applies every migration not yet applied.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes every connection, waiting for those in use.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,168 @@
+//! API tokens. Only a hash of each secret is stored; the secret itself is shown
+//! once, by the API, when the token is created.
+
+use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+use trainyard_core::Role;
+use uuid::Uuid;
+
+use crate::{Cursor, Db, DbError, Page};
+
+/// A token row, without its hash.
+#[derive(Debug, Clone, FromRow)]
+pub struct Token {
+    /// Its id.
+    pub id: Uuid,
+    /// The workspace it belongs to; `None` for a server administrator's token.
+    pub workspace_id: Option<Uuid>,
+    /// A label chosen by its creator.
+    pub name: String,
+    /// Stored role name; see [`Token::role`].
+    #[sqlx(rename = "role")]
+    pub role_name: String,
+    /// The first characters of the secret, to recognise it by.
+    pub prefix: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When it was last presented (updated at most once a minute).
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl Token {
+    /// The token's role.
+    pub fn role(&self) -> Role {
+        // The column's CHECK constraint admits only the three names.
+        Role::parse(&self.role_name).unwrap_or(Role::Reader)
+    }
+
+    fn cursor(&self) -> Cursor {
+        Cursor {
+            created_at: self.created_at,
+            id: self.id,
+        }
+    }
+}
+
+/// What is needed to store a new token.
+#[derive(Debug)]
+pub struct NewToken<'a> {
+    /// Its workspace; `None` makes a server administrator's token.
+    pub workspace_id: Option<Uuid>,
+    /// Its label.
+    pub name: &'a str,
+    /// Its role.
+    pub role: Role,
+    /// Hash of the secret.
+    pub secret_hash: &'a [u8],
+    /// First characters of the secret.
+    pub prefix: &'a str,
+    /// When it stops working, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// The columns of [`Token`], for `concat!` into queries.
+macro_rules! columns {
+    () => {
+        "id, workspace_id, name, role, prefix, created_at, expires_at, revoked_at, last_used_at"
+    };
+}
+
+impl Db {
+    /// Stores a new token.
+    pub async fn create_token(&self, new: NewToken<'_>) -> Result<Token, DbError> {
+        sqlx::query_as::<_, Token>(concat!(
+            "INSERT INTO api_tokens (id, workspace_id, name, role, secret_hash, prefix, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
+            columns!(),
+            ""
+        ))
+        .bind(Uuid::now_v7())
+        .bind(new.workspace_id)
+        .bind(new.name)
+        .bind(new.role.as_str())
+        .bind(new.secret_hash)
+        .bind(new.prefix)
+        .bind(new.expires_at)
+        .fetch_one(self.pool())
+        .await
+        .map_err(DbError::on_unique("api_tokens_secret_hash_key", "token", "secret"))
+    }
+
+    /// Finds the live (not revoked, not expired) token with this secret hash,
+    /// and notes that it was used.
+    pub async fn authenticate_token(&self, secret_hash: &[u8]) -> Result<Option<Token>, DbError> {
+        let token = sqlx::query_as::<_, Token>(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM api_tokens
+             WHERE secret_hash = $1 AND revoked_at IS NULL
+               AND (expires_at IS NULL OR expires_at > now())"
+        ))
+        .bind(secret_hash)
+        .fetch_optional(self.pool())
+        .await?;
+        if let Some(token) = &token {
+            // At most one write a minute per token, so reads stay reads.
+            sqlx::query(
+                "UPDATE api_tokens SET last_used_at = now()
+                 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+            )
+            .bind(token.id)
+            .execute(self.pool())
+            .await?;
+        }
+        Ok(token)
+    }
+
+    /// Whether any server administrator token exists (revoked ones included).
+    pub async fn has_server_admin_token(&self) -> Result<bool, DbError> {
+        let found: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM api_tokens WHERE workspace_id IS NULL LIMIT 1")
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(found.is_some())
+    }
+
+    /// Lists a workspace's tokens, newest first.
+    pub async fn list_tokens(
+        &self,
+        workspace_id: Uuid,
+        after: Option<Cursor>,
+        limit: i64,
+    ) -> Result<Page<Token>, DbError> {
+        let rows = sqlx::query_as::<_, Token>(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM api_tokens
+             WHERE workspace_id = $1
+               AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+             ORDER BY created_at DESC, id DESC LIMIT $4"
+        ))
+        .bind(workspace_id)
+        .bind(after.map(|c| c.created_at))
+        .bind(after.map(|c| c.id))
+        .bind(limit + 1)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(Page::from_rows(rows, limit, Token::cursor))
+    }
+
+    /// Revokes a token of a workspace. Revoking twice is harmless.
+    pub async fn revoke_token(&self, workspace_id: Uuid, token_id: Uuid) -> Result<Token, DbError> {
+        sqlx::query_as::<_, Token>(concat!(
+            "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())
+             WHERE id = $1 AND workspace_id = $2 RETURNING ",
+            columns!(),
+            ""
+        ))
+        .bind(token_id)
+        .bind(workspace_id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(DbError::NotFound("token"))
+    }
+}

@@ -1,0 +1,83 @@
+//! Workspaces: the unit every other resource is scoped by.
+
+use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+use trainyard_core::Name;
+use uuid::Uuid;
+
+use crate::{Cursor, Db, DbError, Page};
+
+/// A workspace row.
+#[derive(Debug, Clone, FromRow)]
+pub struct Workspace {
+    /// Its id.
+    pub id: Uuid,
+    /// Its unique name.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl Workspace {
+    fn cursor(&self) -> Cursor {
+        Cursor {
+            created_at: self.created_at,
+            id: self.id,
+        }
+    }
+}
+
+impl Db {
+    /// Creates a workspace; its name must be free.
+    pub async fn create_workspace(
+        &self,
+        name: &Name,
+        description: Option<&str>,
+    ) -> Result<Workspace, DbError> {
+        sqlx::query_as::<_, Workspace>(
+            "INSERT INTO workspaces (id, name, description) VALUES ($1, $2, $3)
+             RETURNING id, name, description, created_at",
+        )
+        .bind(Uuid::now_v7())
+        .bind(name.as_str())
+        .bind(description)
+        .fetch_one(self.pool())
+        .await
+        .map_err(DbError::on_unique("workspaces_name_key", "workspace", "name"))
+    }
+
+    /// Finds a workspace by id or, failing that, by name.
+    pub async fn find_workspace(&self, id_or_name: &str) -> Result<Workspace, DbError> {
+        let id = Uuid::parse_str(id_or_name).ok();
+        sqlx::query_as::<_, Workspace>(
+            "SELECT id, name, description, created_at FROM workspaces
+             WHERE id = $1 OR ($1 IS NULL AND name = $2)",
+        )
+        .bind(id)
+        .bind(id_or_name)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(DbError::NotFound("workspace"))
+    }
+
+    /// Lists workspaces, newest first.
+    pub async fn list_workspaces(
+        &self,
+        after: Option<Cursor>,
+        limit: i64,
+    ) -> Result<Page<Workspace>, DbError> {
+        let rows = sqlx::query_as::<_, Workspace>(
+            "SELECT id, name, description, created_at FROM workspaces
+             WHERE ($1::timestamptz IS NULL OR (created_at, id) < ($1, $2))
+             ORDER BY created_at DESC, id DESC LIMIT $3",
+        )
+        .bind(after.map(|c| c.created_at))
+        .bind(after.map(|c| c.id))
+        .bind(limit + 1)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(Page::from_rows(rows, limit, Workspace::cursor))
+    }
+}

@@ -1,0 +1,124 @@
+//! Starting and stopping the server: database (embedded or given), migrations,
+//! the bootstrap administrator token, the HTTP listener, graceful shutdown.
+
+use anyhow::Context;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use tokio::net::TcpListener;
+use trainyard_api::{AppState, Limits};
+use trainyard_db::embedded::EmbeddedPostgres;
+use trainyard_db::Db;
+
+use crate::config::Config;
+
+/// Runs the server until SIGTERM or SIGINT.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let (db, embedded) = open_database(&config).await?;
+    let result = run(&config, db.clone()).await;
+    db.close().await;
+    if let Some(cluster) = embedded {
+        if let Err(err) = cluster.stop().await {
+            tracing::warn!(error = %err, "stopping the embedded PostgreSQL failed");
+        }
+    }
+    result
+}
+
+/// Applies the migrations and exits.
+pub async fn migrate(config: Config) -> anyhow::Result<()> {
+    let (db, embedded) = open_database(&config).await?;
+    db.close().await;
+    if let Some(cluster) = embedded {
+        cluster.stop().await?;
+    }
+    tracing::info!("database schema is up to date");
+    Ok(())
+}
+
+async fn run(config: &Config, db: Db) -> anyhow::Result<()> {
+    bootstrap_admin_token(config, &db).await?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "trainyard is listening");
+    let state = AppState {
+        db,
+        limits: Limits {
+            max_request_body_bytes: config.max_request_body_bytes,
+        },
+    };
+    trainyard_api::serve(listener, state, shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("trainyard stopped");
+    Ok(())
+}
+
+/// Connects to the configured database, or starts the embedded one, and
+/// brings its schema up to date.
+async fn open_database(config: &Config) -> anyhow::Result<(Db, Option<EmbeddedPostgres>)> {
+    let (url, embedded) = match &config.database_url {
+        Some(url) => (url.clone(), None),
+        None => {
+            let cluster =
+                EmbeddedPostgres::start(&config.data_dir, config.postgres_bin_dir.as_deref())
+                    .await?;
+            tracing::info!(data_dir = %config.data_dir.display(), "embedded PostgreSQL is running");
+            (cluster.url(), Some(cluster))
+        }
+    };
+    let db = Db::connect(&url, config.db_max_connections)
+        .await
+        .context("connecting to PostgreSQL")?;
+    db.migrate().await.context("applying migrations")?;
+    Ok((db, embedded))
+}
+
+/// Makes sure a server administrator can sign in: the configured token is
+/// accepted, or at first start a new one is made, printed once, and saved
+/// (readable by the owner only) in the data directory.
+async fn bootstrap_admin_token(config: &Config, db: &Db) -> anyhow::Result<()> {
+    if let Some(secret) = &config.admin_token {
+        trainyard_api::auth::ensure_admin_token(db, secret).await?;
+        return Ok(());
+    }
+    if db.has_server_admin_token().await? {
+        return Ok(());
+    }
+    let secret = trainyard_api::auth::create_admin_token(db).await?;
+    let path = config.data_dir.join("admin-token");
+    save_secret(&path, &secret)?;
+    // Printed, not logged: log lines are collected and kept; this goes to the
+    // person who started the server, once.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "\nA server administrator token was created. It is shown once:\n\n    {secret}\n")?;
+    writeln!(out, "It was also saved to {} (mode 0600).\n", path.display())?;
+    Ok(())
+}
+
+fn save_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("saving the admin token to {}", path.display()))?;
+    writeln!(file, "{secret}")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+    }
+}

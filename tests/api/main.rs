@@ -1,0 +1,11 @@
+//! End-to-end tests of the HTTP API: the real server over HTTP, on a real
+//! PostgreSQL, one fresh database per test.
+
+mod errors;
+mod experiments;
+mod health;
+mod isolation;
+mod openapi;
+mod runs;
+mod tokens;
+mod workspaces;

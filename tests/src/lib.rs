@@ -1,0 +1,212 @@
+//! Shared helpers for the end-to-end tests: a real server on port 0 over a
+//! fresh PostgreSQL database per test.
+//!
+//! The database server is the one named by `TRAINYARD_TEST_DATABASE_URL` (a
+//! URL whose user may create databases), or else a private cluster that the
+//! helpers start (and reuse) under `target/test-postgres` with the same
+//! embedded-PostgreSQL code the server uses.
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde_json::{json, Value};
+use sqlx::Connection;
+use std::path::PathBuf;
+use tokio::sync::{oneshot, OnceCell};
+use trainyard_api::{AppState, Limits};
+use trainyard_db::embedded::EmbeddedPostgres;
+use trainyard_db::Db;
+
+/// The server URL under which test databases are created, with `{db}` where
+/// the database name goes.
+static SERVER: OnceCell<String> = OnceCell::const_new();
+
+async fn database_server() -> &'static str {
+    SERVER
+        .get_or_init(|| async {
+            if let Ok(url) = std::env::var("TRAINYARD_TEST_DATABASE_URL") {
+                return url;
+            }
+            let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-postgres");
+            let cluster = EmbeddedPostgres::start(&dir, None)
+                .await
+                .unwrap_or_else(|e| panic!("starting the test PostgreSQL in {}: {e}", dir.display()));
+            let url = cluster.url();
+            // The cluster outlives this process on purpose: the next test
+            // binary adopts it instead of starting its own.
+            std::mem::forget(cluster);
+            url
+        })
+        .await
+}
+
+/// Creates an empty database with the schema applied and returns its URL.
+pub async fn fresh_database() -> String {
+    let server = database_server().await;
+    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(server)
+        .await
+        .expect("connecting to the test PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("creating a test database");
+    let url = with_database(server, &name);
+    let db = Db::connect(&url, 2).await.expect("connecting to the test database");
+    db.migrate().await.expect("migrating the test database");
+    db.close().await;
+    url
+}
+
+fn with_database(server: &str, name: &str) -> String {
+    let mut url = reqwest::Url::parse(server).expect("test database URL");
+    url.set_path(name);
+    url.to_string()
+}
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The server's store, for arranging and checking state directly.
+    pub db: Db,
+    /// A server administrator token.
+    pub admin: String,
+    client: reqwest::Client,
+    _shutdown: oneshot::Sender<()>,
+}
+
+impl TestApp {
+    /// Starts a server with default limits on a fresh database.
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(Limits::default()).await
+    }
+
+    /// Starts a server with the given limits on a fresh database.
+    pub async fn spawn_with(limits: Limits) -> TestApp {
+        let url = fresh_database().await;
+        let db = Db::connect(&url, 5).await.expect("connecting");
+        let admin = trainyard_api::auth::create_admin_token(&db)
+            .await
+            .expect("creating the admin token");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let state = AppState {
+            db: db.clone(),
+            limits,
+        };
+        tokio::spawn(async move {
+            trainyard_api::serve(listener, state, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("serving");
+        });
+        TestApp {
+            base,
+            db,
+            admin,
+            client: reqwest::Client::new(),
+            _shutdown: tx,
+        }
+    }
+
+    /// A request to `path` (under the server root) with `token` as bearer.
+    pub fn request(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+    }
+
+    /// Sends a request and returns its status and JSON body (`Null` if none).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.request(method, path, token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("sending the request");
+        let status = response.status();
+        let text = response.text().await.expect("reading the body");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    /// GET as `token`.
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    /// POST `body` as `token`.
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    /// Creates a workspace as the server administrator.
+    pub async fn workspace(&self, name: &str) -> Value {
+        let (status, body) = self
+            .post("/api/v1/workspaces", &self.admin, json!({ "name": name }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Creates a token with `role` in `workspace` and returns its secret.
+    pub async fn token(&self, workspace: &str, role: &str) -> String {
+        let (status, body) = self
+            .post(
+                &format!("/api/v1/workspaces/{workspace}/tokens"),
+                &self.admin,
+                json!({ "name": format!("{role}-token"), "role": role }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["secret"].as_str().expect("secret").to_string()
+    }
+
+    /// Creates an experiment in `workspace` as `token`.
+    pub async fn experiment(&self, workspace: &str, token: &str, name: &str) -> Value {
+        let (status, body) = self
+            .post(
+                &format!("/api/v1/workspaces/{workspace}/experiments"),
+                token,
+                json!({ "name": name }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Submits a run to `experiment` as `token`.
+    pub async fn run(&self, workspace: &str, token: &str, experiment: &str, extra: Value) -> Value {
+        let mut body = json!({ "experiment": experiment });
+        if let (Some(target), Some(more)) = (body.as_object_mut(), extra.as_object()) {
+            target.extend(more.clone());
+        }
+        let (status, body) = self
+            .post(&format!("/api/v1/workspaces/{workspace}/runs"), token, body)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+}
+
+/// Asserts a problem answer: its status, code and (if given) field.
+pub fn assert_problem(answer: &(StatusCode, Value), status: StatusCode, code: &str, field: Option<&str>) {
+    let (got, body) = answer;
+    assert_eq!(*got, status, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status.as_u16(), "{body}");
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+    if let Some(field) = field {
+        assert_eq!(body["field"], field, "{body}");
+    }
+}
