@@ -26,10 +26,16 @@ async fn the_document_and_the_docs_page_are_served() {
         .unwrap();
     assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
     assert_eq!(document["info"]["version"], trainyard_api::API_VERSION);
-    for path in ["/api/v1/workspaces/{workspace}/runs", "/api/v1/workspaces/{workspace}/runs/{run_id}/cancel", "/readyz"] {
+    for path in [
+        "/api/v1/workspaces/{workspace}/runs",
+        "/api/v1/workspaces/{workspace}/runs/{run_id}/cancel",
+        "/readyz",
+    ] {
         assert!(document["paths"].get(path).is_some(), "{path} missing");
     }
-    let page = reqwest::get(format!("{}/api/v1/docs/", app.base)).await.unwrap();
+    let page = reqwest::get(format!("{}/api/v1/docs/", app.base))
+        .await
+        .unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("swagger"));
 }

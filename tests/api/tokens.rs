@@ -7,14 +7,20 @@ async fn a_secret_is_shown_once_and_stored_only_hashed() {
     let app = TestApp::spawn().await;
     app.workspace("vision").await;
     let (status, created) = app
-        .post("/api/v1/workspaces/vision/tokens", &app.admin, json!({ "name": "ci", "role": "contributor" }))
+        .post(
+            "/api/v1/workspaces/vision/tokens",
+            &app.admin,
+            json!({ "name": "ci", "role": "contributor" }),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let secret = created["secret"].as_str().unwrap().to_string();
     assert!(secret.starts_with("tyd_"));
     assert_eq!(created["role"], "contributor");
 
-    let (_, list) = app.get("/api/v1/workspaces/vision/tokens", &app.admin).await;
+    let (_, list) = app
+        .get("/api/v1/workspaces/vision/tokens", &app.admin)
+        .await;
     let listed = &list["items"][0];
     assert_eq!(listed["id"], created["id"]);
     assert!(listed.get("secret").is_none(), "{listed}");
@@ -22,11 +28,12 @@ async fn a_secret_is_shown_once_and_stored_only_hashed() {
     assert!(secret.starts_with(listed["prefix"].as_str().unwrap()));
 
     // The database holds a hash, never the secret.
-    let stored: Vec<u8> = sqlx::query_scalar("SELECT secret_hash FROM api_tokens WHERE prefix = $1")
-        .bind(listed["prefix"].as_str().unwrap())
-        .fetch_one(app.db.pool())
-        .await
-        .unwrap();
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT secret_hash FROM api_tokens WHERE prefix = $1")
+            .bind(listed["prefix"].as_str().unwrap())
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
     assert_eq!(stored.len(), 32);
     assert!(!String::from_utf8_lossy(&stored).contains(&secret[4..]));
 
@@ -41,22 +48,43 @@ async fn a_revoked_token_stops_working_at_once() {
     let app = TestApp::spawn().await;
     app.workspace("vision").await;
     let (_, created) = app
-        .post("/api/v1/workspaces/vision/tokens", &app.admin, json!({ "name": "laptop", "role": "reader" }))
+        .post(
+            "/api/v1/workspaces/vision/tokens",
+            &app.admin,
+            json!({ "name": "laptop", "role": "reader" }),
+        )
         .await;
     let secret = created["secret"].as_str().unwrap();
-    assert_eq!(app.get("/api/v1/workspaces/vision/experiments", secret).await.0, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/v1/workspaces/vision/experiments", secret)
+            .await
+            .0,
+        StatusCode::OK
+    );
 
     let id = created["id"].as_str().unwrap();
     let (status, revoked) = app
-        .call(Method::DELETE, &format!("/api/v1/workspaces/vision/tokens/{id}"), &app.admin, None)
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/workspaces/vision/tokens/{id}"),
+            &app.admin,
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(revoked["revoked_at"].is_string());
 
-    let after = app.get("/api/v1/workspaces/vision/experiments", secret).await;
+    let after = app
+        .get("/api/v1/workspaces/vision/experiments", secret)
+        .await;
     assert_problem(&after, StatusCode::UNAUTHORIZED, "unauthenticated", None);
     let missing = app
-        .call(Method::DELETE, &format!("/api/v1/workspaces/vision/tokens/{}", uuid::Uuid::new_v4()), &app.admin, None)
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/workspaces/vision/tokens/{}", uuid::Uuid::new_v4()),
+            &app.admin,
+            None,
+        )
         .await;
     assert_problem(&missing, StatusCode::NOT_FOUND, "not_found", None);
 }
@@ -69,11 +97,19 @@ async fn requests_without_a_valid_token_are_refused() {
     let response = reqwest::get(&url).await.unwrap();
     assert_eq!(response.status(), 401);
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
 
     let client = reqwest::Client::new();
     for header in ["Basic abc", "Bearer ", "Bearer tyd_not-a-real-token"] {
-        let response = client.get(&url).header("authorization", header).send().await.unwrap();
+        let response = client
+            .get(&url)
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 401, "{header}");
     }
 }
@@ -85,17 +121,34 @@ async fn roles_limit_what_a_token_may_do() {
     let reader = app.token("vision", "reader").await;
     let contributor = app.token("vision", "contributor").await;
 
-    let write = app.post("/api/v1/workspaces/vision/experiments", &reader, json!({ "name": "e" })).await;
+    let write = app
+        .post(
+            "/api/v1/workspaces/vision/experiments",
+            &reader,
+            json!({ "name": "e" }),
+        )
+        .await;
     assert_problem(&write, StatusCode::FORBIDDEN, "forbidden", None);
     assert!(write.1["detail"].as_str().unwrap().contains("contributor"));
-    assert_eq!(app.get("/api/v1/workspaces/vision/experiments", &reader).await.0, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/v1/workspaces/vision/experiments", &reader)
+            .await
+            .0,
+        StatusCode::OK
+    );
 
     app.experiment("vision", &contributor, "e").await;
     let manage = app
-        .post("/api/v1/workspaces/vision/tokens", &contributor, json!({ "name": "x", "role": "admin" }))
+        .post(
+            "/api/v1/workspaces/vision/tokens",
+            &contributor,
+            json!({ "name": "x", "role": "admin" }),
+        )
         .await;
     assert_problem(&manage, StatusCode::FORBIDDEN, "forbidden", None);
-    let list = app.get("/api/v1/workspaces/vision/tokens", &contributor).await;
+    let list = app
+        .get("/api/v1/workspaces/vision/tokens", &contributor)
+        .await;
     assert_problem(&list, StatusCode::FORBIDDEN, "forbidden", None);
 }
 
@@ -104,14 +157,37 @@ async fn token_input_is_validated() {
     let app = TestApp::spawn().await;
     app.workspace("vision").await;
     let path = "/api/v1/workspaces/vision/tokens";
-    let role = app.post(path, &app.admin, json!({ "name": "x", "role": "owner" })).await;
-    assert_problem(&role, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", Some("role"));
-    let name = app.post(path, &app.admin, json!({ "name": "", "role": "reader" })).await;
-    assert_problem(&name, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", Some("name"));
-    let past = app
-        .post(path, &app.admin, json!({ "name": "x", "role": "reader", "expires_at": "2001-01-01T00:00:00Z" }))
+    let role = app
+        .post(path, &app.admin, json!({ "name": "x", "role": "owner" }))
         .await;
-    assert_problem(&past, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", Some("expires_at"));
+    assert_problem(
+        &role,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("role"),
+    );
+    let name = app
+        .post(path, &app.admin, json!({ "name": "", "role": "reader" }))
+        .await;
+    assert_problem(
+        &name,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("name"),
+    );
+    let past = app
+        .post(
+            path,
+            &app.admin,
+            json!({ "name": "x", "role": "reader", "expires_at": "2001-01-01T00:00:00Z" }),
+        )
+        .await;
+    assert_problem(
+        &past,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("expires_at"),
+    );
 }
 
 #[tokio::test]

@@ -3,8 +3,9 @@
 //!
 //! The database server is the one named by `TRAINYARD_TEST_DATABASE_URL` (a
 //! URL whose user may create databases), or else a private cluster that the
-//! helpers start (and reuse) under `target/test-postgres` with the same
-//! embedded-PostgreSQL code the server uses.
+//! helpers start (and reuse) in `$TRAINYARD_TEST_POSTGRES_DIR` (default
+//! `/tmp/trainyard-test-postgres`) with the embedded-PostgreSQL code the
+//! server uses.
 
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{json, Value};
@@ -25,10 +26,17 @@ async fn database_server() -> &'static str {
             if let Ok(url) = std::env::var("TRAINYARD_TEST_DATABASE_URL") {
                 return url;
             }
-            let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-postgres");
+            // Under the system's temp directory rather than target/: when the
+            // tests run as root, the cluster runs as the postgres account,
+            // which may not be able to reach the checkout.
+            let dir = std::env::var_os("TRAINYARD_TEST_POSTGRES_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| std::env::temp_dir().join("trainyard-test-postgres"));
             let cluster = EmbeddedPostgres::start(&dir, None)
                 .await
-                .unwrap_or_else(|e| panic!("starting the test PostgreSQL in {}: {e}", dir.display()));
+                .unwrap_or_else(|e| {
+                    panic!("starting the test PostgreSQL in {}: {e}", dir.display())
+                });
             let url = cluster.url();
             // The cluster outlives this process on purpose: the next test
             // binary adopts it instead of starting its own.
@@ -50,7 +58,9 @@ pub async fn fresh_database() -> String {
         .await
         .expect("creating a test database");
     let url = with_database(server, &name);
-    let db = Db::connect(&url, 2).await.expect("connecting to the test database");
+    let db = Db::connect(&url, 2)
+        .await
+        .expect("connecting to the test database");
     db.migrate().await.expect("migrating the test database");
     db.close().await;
     url
@@ -200,12 +210,20 @@ impl TestApp {
 }
 
 /// Asserts a problem answer: its status, code and (if given) field.
-pub fn assert_problem(answer: &(StatusCode, Value), status: StatusCode, code: &str, field: Option<&str>) {
+pub fn assert_problem(
+    answer: &(StatusCode, Value),
+    status: StatusCode,
+    code: &str,
+    field: Option<&str>,
+) {
     let (got, body) = answer;
     assert_eq!(*got, status, "{body}");
     assert_eq!(body["code"], code, "{body}");
     assert_eq!(body["status"], status.as_u16(), "{body}");
-    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{body}"
+    );
     if let Some(field) = field {
         assert_eq!(body["field"], field, "{body}");
     }

@@ -64,7 +64,9 @@ pub enum ApiError {
     #[error(transparent)]
     Transition(#[from] TransitionError),
     /// The request body is over the limit.
-    #[error("request body is larger than the limit of {limit} bytes (setting max_request_body_bytes)")]
+    #[error(
+        "request body is larger than the limit of {limit} bytes (setting max_request_body_bytes)"
+    )]
     TooLarge {
         /// The limit in bytes.
         limit: usize,

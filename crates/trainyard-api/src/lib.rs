@@ -45,7 +45,8 @@ pub struct AppState {
 pub fn app(state: AppState) -> Router {
     let (api, document) = routes::router().split_for_parts();
     let limit = state.limits.max_request_body_bytes;
-    let docs = utoipa_swagger_ui::SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", document);
+    let docs =
+        utoipa_swagger_ui::SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", document);
     Router::new()
         .merge(api)
         .merge(docs)

@@ -72,7 +72,9 @@ impl RunStatus {
 
     /// Parses a stored or submitted status name (exact case).
     pub fn parse(s: &str) -> Option<RunStatus> {
-        RunStatus::ALL.into_iter().find(|status| status.as_str() == s)
+        RunStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
     }
 
     /// A terminal run never changes status again.

@@ -51,7 +51,10 @@ impl Name {
         }
         let first = value.chars().next().unwrap_or('-');
         if !first.is_ascii_alphanumeric() {
-            return Err(FieldError::new(field, "must start with a letter or a digit"));
+            return Err(FieldError::new(
+                field,
+                "must start with a letter or a digit",
+            ));
         }
         if let Some(bad) = value
             .chars()
@@ -97,7 +100,10 @@ impl TagKey {
             ));
         }
         if value.chars().any(char::is_control) {
-            return Err(FieldError::new(field, "key must not contain control characters"));
+            return Err(FieldError::new(
+                field,
+                "key must not contain control characters",
+            ));
         }
         Ok(TagKey(value.to_owned()))
     }
@@ -151,7 +157,10 @@ pub const MAX_DISPLAY_NAME_LEN: usize = 256;
 
 /// Checks an optional display name given in `field`: blank means none.
 pub fn display_name(field: &str, value: Option<String>) -> Result<Option<String>, FieldError> {
-    let Some(text) = value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) else {
+    let Some(text) = value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+    else {
         return Ok(None);
     };
     if text.chars().count() > MAX_DISPLAY_NAME_LEN {
@@ -161,7 +170,10 @@ pub fn display_name(field: &str, value: Option<String>) -> Result<Option<String>
         ));
     }
     if text.chars().any(char::is_control) {
-        return Err(FieldError::new(field, "must not contain control characters"));
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(Some(text))
 }
@@ -202,7 +214,10 @@ mod tests {
             ("-lead", "must start with a letter or a digit"),
             ("has space", "must contain only letters"),
             ("é", "must start with a letter or a digit"),
-            ("7c9e6679-7425-40de-944b-e07fc1f90ae7", "must not be shaped like a UUID"),
+            (
+                "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+                "must not be shaped like a UUID",
+            ),
         ];
         for (input, reason) in cases {
             let err = Name::parse("name", input).unwrap_err();
@@ -210,7 +225,10 @@ mod tests {
             assert!(err.reason.starts_with(reason), "{input:?}: {}", err.reason);
         }
         let long = "x".repeat(MAX_NAME_LEN + 1);
-        assert!(Name::parse("name", &long).unwrap_err().reason.contains("128"));
+        assert!(Name::parse("name", &long)
+            .unwrap_err()
+            .reason
+            .contains("128"));
     }
 
     #[test]
@@ -225,7 +243,12 @@ mod tests {
 
     #[test]
     fn display_names_are_trimmed_and_bounded() {
-        assert_eq!(display_name("d", Some("  run 1 ".into())).unwrap().as_deref(), Some("run 1"));
+        assert_eq!(
+            display_name("d", Some("  run 1 ".into()))
+                .unwrap()
+                .as_deref(),
+            Some("run 1")
+        );
         assert_eq!(display_name("d", Some("   ".into())).unwrap(), None);
         assert!(display_name("d", Some("a\nb".into())).is_err());
         assert!(display_name("d", Some("x".repeat(MAX_DISPLAY_NAME_LEN + 1))).is_err());

@@ -103,7 +103,8 @@ impl EmbeddedPostgres {
         if !bin_dir.join("initdb").exists() || !bin_dir.join("pg_ctl").exists() {
             return Err(EmbeddedError::BinariesMissing);
         }
-        std::fs::create_dir_all(data_dir).map_err(io(format!("creating {}", data_dir.display())))?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(io(format!("creating {}", data_dir.display())))?;
         let data_dir = data_dir
             .canonicalize()
             .map_err(io(format!("resolving {}", data_dir.display())))?;
@@ -169,15 +170,28 @@ impl EmbeddedPostgres {
         std::fs::set_permissions(&self.cluster_dir, std::fs::Permissions::from_mode(0o700))
             .map_err(io("restricting the cluster directory"))?;
         if let Some(owner) = &self.owner {
-            chown(&self.cluster_dir, Some(owner.uid.as_raw()), Some(owner.gid.as_raw()))
-                .map_err(io("handing the cluster directory to the postgres account"))?;
+            chown(
+                &self.cluster_dir,
+                Some(owner.uid.as_raw()),
+                Some(owner.gid.as_raw()),
+            )
+            .map_err(io("handing the cluster directory to the postgres account"))?;
         }
         let dir = self.cluster_dir.display().to_string();
         // Only the server's own account can reach the socket directory, so
         // trust authentication admits nobody else.
         let output = self
             .command("initdb")
-            .args(["-D", &dir, "-U", DATABASE, "--auth=trust", "-E", "UTF8", "--no-locale"])
+            .args([
+                "-D",
+                &dir,
+                "-U",
+                DATABASE,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+            ])
             .output()
             .await
             .map_err(io("running initdb"))?;
@@ -185,7 +199,15 @@ impl EmbeddedPostgres {
         self.start_server().await?;
         let output = self
             .command("createdb")
-            .args(["-h", &dir, "-p", &PORT.to_string(), "-U", DATABASE, DATABASE])
+            .args([
+                "-h",
+                &dir,
+                "-p",
+                &PORT.to_string(),
+                "-U",
+                DATABASE,
+                DATABASE,
+            ])
             .output()
             .await
             .map_err(io("running createdb"))?;
@@ -198,9 +220,11 @@ impl EmbeddedPostgres {
         let options = format!(
             "-c listen_addresses='' -c unix_socket_directories='{dir}' -p {PORT} -c max_connections=200"
         );
-        self.pg_ctl(&["start", "-D", &dir, "-l", &log, "-w", "-t", "60", "-o", &options])
-            .await
-            .map(|_| ())
+        self.pg_ctl(&[
+            "start", "-D", &dir, "-l", &log, "-w", "-t", "60", "-o", &options,
+        ])
+        .await
+        .map(|_| ())
     }
 
     async fn is_running(&self) -> bool {
@@ -264,7 +288,8 @@ fn find_bin_dir() -> Option<PathBuf> {
         return Some(bin);
     }
     std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).find(|dir| dir.join("pg_ctl").exists() && dir.join("initdb").exists())
+        std::env::split_paths(&paths)
+            .find(|dir| dir.join("pg_ctl").exists() && dir.join("initdb").exists())
     })
 }
 
@@ -326,7 +351,10 @@ mod tests {
         let _held = lock_data_dir(dir.path()).unwrap();
         let err = lock_data_dir(dir.path()).unwrap_err().to_string();
         assert!(err.contains("in use by another trainyard server"), "{err}");
-        assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
     }
 
     #[tokio::test]

@@ -106,7 +106,8 @@ impl Db {
         match created {
             Some(experiment) => Ok((experiment, true)),
             None => Ok((
-                self.find_experiment(workspace_id, new.name.as_str()).await?,
+                self.find_experiment(workspace_id, new.name.as_str())
+                    .await?,
                 false,
             )),
         }

@@ -57,11 +57,7 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// Builds a page from up to `limit + 1` rows fetched: the extra row only
     /// tells that there is more.
-    pub(crate) fn from_rows(
-        mut rows: Vec<T>,
-        limit: i64,
-        key: impl Fn(&T) -> Cursor,
-    ) -> Page<T> {
+    pub(crate) fn from_rows(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> Cursor) -> Page<T> {
         let limit = usize::try_from(limit).unwrap_or(0);
         let next = if rows.len() > limit {
             rows.truncate(limit);

@@ -345,13 +345,14 @@ async fn lock_run_status(
     workspace_id: Uuid,
     run_id: Uuid,
 ) -> Result<RunStatus, DbError> {
-    let status: String =
-        sqlx::query_scalar("SELECT status FROM runs WHERE workspace_id = $1 AND id = $2 FOR UPDATE")
-            .bind(workspace_id)
-            .bind(run_id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .ok_or(DbError::NotFound("run"))?;
+    let status: String = sqlx::query_scalar(
+        "SELECT status FROM runs WHERE workspace_id = $1 AND id = $2 FOR UPDATE",
+    )
+    .bind(workspace_id)
+    .bind(run_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(DbError::NotFound("run"))?;
     Ok(RunStatus::parse(&status).unwrap_or(RunStatus::Failed))
 }
 
@@ -384,12 +385,14 @@ async fn record_event(
     to: RunStatus,
     reason: &str,
 ) -> Result<(), DbError> {
-    sqlx::query("INSERT INTO run_events (run_id, from_status, to_status, reason) VALUES ($1, $2, $3, $4)")
-        .bind(run_id)
-        .bind(from.map(RunStatus::as_str))
-        .bind(to.as_str())
-        .bind(reason)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO run_events (run_id, from_status, to_status, reason) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(run_id)
+    .bind(from.map(RunStatus::as_str))
+    .bind(to.as_str())
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }

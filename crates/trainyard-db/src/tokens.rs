@@ -89,7 +89,11 @@ impl Db {
         .bind(new.expires_at)
         .fetch_one(self.pool())
         .await
-        .map_err(DbError::on_unique("api_tokens_secret_hash_key", "token", "secret"))
+        .map_err(DbError::on_unique(
+            "api_tokens_secret_hash_key",
+            "token",
+            "secret",
+        ))
     }
 
     /// Finds the live (not revoked, not expired) token with this secret hash,

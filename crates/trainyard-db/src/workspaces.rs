@@ -45,7 +45,11 @@ impl Db {
         .bind(description)
         .fetch_one(self.pool())
         .await
-        .map_err(DbError::on_unique("workspaces_name_key", "workspace", "name"))
+        .map_err(DbError::on_unique(
+            "workspaces_name_key",
+            "workspace",
+            "name",
+        ))
     }
 
     /// Finds a workspace by id or, failing that, by name.

@@ -110,7 +110,11 @@ impl Config {
     pub fn load(args: &ServerArgs) -> anyhow::Result<Config> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = &args.config {
-            anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+            anyhow::ensure!(
+                path.exists(),
+                "config file {} does not exist",
+                path.display()
+            );
             figment = figment.merge(Toml::file(path));
         }
         figment
@@ -175,6 +179,9 @@ mod tests {
             ..Config::default()
         };
         let text = format!("{config:?}");
-        assert!(!text.contains("tyd_secret") && !text.contains("pw"), "{text}");
+        assert!(
+            !text.contains("tyd_secret") && !text.contains("pw"),
+            "{text}"
+        );
     }
 }

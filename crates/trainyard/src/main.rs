@@ -60,8 +60,9 @@ fn write_openapi(out: Option<PathBuf>) -> anyhow::Result<()> {
         .context("serializing the OpenAPI document")?;
     text.push('\n');
     match out {
-        Some(path) => std::fs::write(&path, text)
-            .with_context(|| format!("writing {}", path.display()))?,
+        Some(path) => {
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?
+        }
         None => print!("{text}"),
     }
     Ok(())

@@ -93,8 +93,15 @@ async fn bootstrap_admin_token(config: &Config, db: &Db) -> anyhow::Result<()> {
     // Printed, not logged: log lines are collected and kept; this goes to the
     // person who started the server, once.
     let mut out = std::io::stdout().lock();
-    writeln!(out, "\nA server administrator token was created. It is shown once:\n\n    {secret}\n")?;
-    writeln!(out, "It was also saved to {} (mode 0600).\n", path.display())?;
+    writeln!(
+        out,
+        "\nA server administrator token was created. It is shown once:\n\n    {secret}\n"
+    )?;
+    writeln!(
+        out,
+        "It was also saved to {} (mode 0600).\n",
+        path.display()
+    )?;
     Ok(())
 }
 

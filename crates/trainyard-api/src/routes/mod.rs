@@ -8,8 +8,8 @@ mod workspaces;
 
 use axum::http::Uri;
 use trainyard_db::Cursor;
-use utoipa_axum::router::OpenApiRouter;
 use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
 use crate::openapi::ApiDoc;
@@ -50,7 +50,10 @@ pub(crate) fn page_args(
             .ok()
             .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
             .ok_or_else(|| {
-                ApiError::invalid("limit", format!("must be a whole number from 1 to {MAX_PAGE_SIZE}"))
+                ApiError::invalid(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_PAGE_SIZE}"),
+                )
             })?,
     };
     let cursor = cursor

@@ -50,7 +50,12 @@ pub(super) async fn list_experiments(
     let include_archived = match query.include_archived.as_deref() {
         None | Some("false") => false,
         Some("true") => true,
-        Some(_) => return Err(ApiError::invalid("include_archived", "must be true or false")),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "include_archived",
+                "must be true or false",
+            ))
+        }
     };
     let (after, limit) = page_args(query.limit.as_deref(), query.cursor.as_deref())?;
     let page = db

@@ -19,7 +19,10 @@ use crate::AppState;
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create::create_experiment, list::list_experiments))
-        .routes(routes!(get::get_experiment, create::get_or_create_experiment))
+        .routes(routes!(
+            get::get_experiment,
+            create::get_or_create_experiment
+        ))
         .routes(routes!(archive::archive_experiment))
         .routes(routes!(archive::restore_experiment))
 }

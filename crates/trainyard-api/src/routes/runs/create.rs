@@ -51,9 +51,10 @@ pub(super) async fn create_run(
         .find_experiment(workspace_id, &body.experiment)
         .await
         .map_err(|err| match err {
-            DbError::NotFound(_) => {
-                ApiError::invalid("experiment", "no experiment with this id or name in the workspace")
-            }
+            DbError::NotFound(_) => ApiError::invalid(
+                "experiment",
+                "no experiment with this id or name in the workspace",
+            ),
             other => other.into(),
         })?;
     let run = db

@@ -101,7 +101,9 @@ fn parse_time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>,
         .map(|text| {
             DateTime::parse_from_rfc3339(text)
                 .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| ApiError::invalid(field, "must be an RFC 3339 time, e.g. 2026-11-23T12:00:00Z"))
+                .map_err(|_| {
+                    ApiError::invalid(field, "must be an RFC 3339 time, e.g. 2026-11-23T12:00:00Z")
+                })
         })
         .transpose()
 }
