@@ -71,6 +71,7 @@ async fn unknown_nested_fields_are_named_with_their_path() {
 async fn bodies_over_the_limit_are_refused_with_the_limit_named() {
     let app = TestApp::spawn_with(Limits {
         max_request_body_bytes: 2048,
+        ..Limits::default()
     })
     .await;
     let answer = app

@@ -2,6 +2,7 @@
 //! PostgreSQL, one fresh database per test.
 
 mod errors;
+mod execution;
 mod experiments;
 mod health;
 mod isolation;

@@ -82,8 +82,9 @@ async fn run_input_is_validated_and_nothing_is_stored_on_refusal() {
         ),
         (
             json!({ "experiment": "mnist", "script": "train.py" }),
-            "script",
+            "snapshot",
         ),
+        (json!({ "experiment": "mnist", "colour": "red" }), "colour"),
         (json!({}), "experiment"),
     ];
     for (body, field) in cases {

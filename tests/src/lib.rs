@@ -11,10 +11,13 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{json, Value};
 use sqlx::Connection;
 use std::path::PathBuf;
-use tokio::sync::{oneshot, OnceCell};
+use tokio::sync::{oneshot, watch, OnceCell};
 use trainyard_api::{AppState, Limits};
 use trainyard_db::embedded::EmbeddedPostgres;
 use trainyard_db::Db;
+use trainyard_docker::{Engine, Executor, ExecutorConfig};
+use trainyard_scheduler::SchedulerConfig;
+use trainyard_storage::Storage;
 
 /// The server URL under which test databases are created, with `{db}` where
 /// the database name goes.
@@ -80,8 +83,46 @@ pub struct TestApp {
     pub db: Db,
     /// A server administrator token.
     pub admin: String,
+    /// The executor's Docker engine, when the app runs one.
+    pub engine: Option<Engine>,
+    /// The replica name the executor runs under.
+    pub owner: String,
     client: reqwest::Client,
     _shutdown: oneshot::Sender<()>,
+    _stop_scheduler: Option<watch::Sender<bool>>,
+    _files: tempfile::TempDir,
+}
+
+/// How a test server is set up.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Request limits.
+    pub limits: Limits,
+    /// Run the scheduler and Docker executor.
+    pub executor: bool,
+    /// CA certificates image builds trust.
+    pub extra_ca: Vec<u8>,
+    /// Seconds between SIGTERM and SIGKILL.
+    pub stop_grace_seconds: Option<i64>,
+}
+
+/// A Docker engine for the tests, or `None` (with a visible message) when
+/// none answers. With `TRAINYARD_REQUIRE_DOCKER=1` (as in CI) a missing
+/// engine fails the test instead.
+pub async fn docker_engine() -> Option<Engine> {
+    let engine = Engine::connect_local().ok();
+    let answers = match &engine {
+        Some(engine) => engine.ping().await,
+        None => false,
+    };
+    if answers {
+        return engine;
+    }
+    if std::env::var("TRAINYARD_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
+        panic!("no Docker engine answers, and TRAINYARD_REQUIRE_DOCKER=1");
+    }
+    eprintln!("SKIPPED: no Docker engine answers (start one, e.g. with deploy/debian-setup.sh)");
+    None
 }
 
 impl TestApp {
@@ -92,6 +133,36 @@ impl TestApp {
 
     /// Starts a server with the given limits on a fresh database.
     pub async fn spawn_with(limits: Limits) -> TestApp {
+        TestApp::start(
+            Options {
+                limits,
+                ..Options::default()
+            },
+            None,
+        )
+        .await
+    }
+
+    /// Starts a server that also executes runs on the local Docker engine,
+    /// or returns `None` (the test is skipped) when no engine answers.
+    pub async fn spawn_executing(options: Options) -> Option<TestApp> {
+        let engine = docker_engine().await?;
+        Some(
+            TestApp::start(
+                Options {
+                    executor: true,
+                    ..options
+                },
+                Some(engine),
+            )
+            .await,
+        )
+    }
+
+    async fn start(options: Options, engine: Option<Engine>) -> TestApp {
+        let limits = options.limits;
+        let files = tempfile::tempdir().expect("a temporary directory");
+        let storage = Storage::local(files.path()).expect("a local object store");
         let url = fresh_database().await;
         let db = Db::connect(&url, 5).await.expect("connecting");
         let admin = trainyard_api::auth::create_admin_token(&db)
@@ -100,9 +171,42 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
+        let owner = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let stop_scheduler = engine.clone().map(|engine| {
+            let executor = Executor::new(
+                db.clone(),
+                storage.clone(),
+                engine,
+                ExecutorConfig {
+                    owner: owner.clone(),
+                    api_url: base.clone(),
+                    network_mode: Some("host".to_string()),
+                    extra_ca: options.extra_ca.clone(),
+                    stop_grace_seconds: options.stop_grace_seconds.unwrap_or(2),
+                    keep_containers: false,
+                    logs_poll: std::time::Duration::from_millis(500),
+                },
+            );
+            let config = SchedulerConfig {
+                owner: owner.clone(),
+                lease: std::time::Duration::from_secs(60),
+                max_concurrent_runs: 4,
+                poll_interval: std::time::Duration::from_secs(5),
+            };
+            let (stop, stopped) = watch::channel(false);
+            tokio::spawn(trainyard_scheduler::run(
+                db.clone(),
+                executor,
+                config,
+                stopped,
+            ));
+            stop
+        });
         let state = AppState {
             db: db.clone(),
             limits,
+            storage,
+            extra_ca: std::sync::Arc::new(options.extra_ca),
         };
         tokio::spawn(async move {
             trainyard_api::serve(listener, state, async {
@@ -115,8 +219,12 @@ impl TestApp {
             base,
             db,
             admin,
+            engine,
+            owner,
             client: reqwest::Client::new(),
             _shutdown: tx,
+            _stop_scheduler: stop_scheduler,
+            _files: files,
         }
     }
 
@@ -226,5 +334,119 @@ pub fn assert_problem(
     );
     if let Some(field) = field {
         assert_eq!(body["field"], field, "{body}");
+    }
+}
+
+impl TestApp {
+    /// Packs `dir` like a client does and uploads it; returns the digest.
+    pub async fn upload_snapshot(
+        &self,
+        workspace: &str,
+        token: &str,
+        dir: &std::path::Path,
+    ) -> String {
+        let packed =
+            trainyard_storage::pack_dir(dir, 100 * 1024 * 1024).expect("packing the source");
+        let bytes = std::fs::read(&packed.path).expect("reading the packed source");
+        let response = self
+            .request(
+                Method::POST,
+                &format!("/api/v1/workspaces/{workspace}/snapshots"),
+                token,
+            )
+            .header("content-type", "application/gzip")
+            .body(bytes)
+            .send()
+            .await
+            .expect("uploading");
+        let status = response.status();
+        let body: Value = response.json().await.expect("a JSON answer");
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["digest"].as_str().expect("digest").to_string()
+    }
+
+    /// Waits until the run has ended (or `limit` passes) and returns it.
+    pub async fn wait_for_end(
+        &self,
+        workspace: &str,
+        token: &str,
+        run_id: &str,
+        limit: std::time::Duration,
+    ) -> Value {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let (_, run) = self
+                .get(
+                    &format!("/api/v1/workspaces/{workspace}/runs/{run_id}"),
+                    token,
+                )
+                .await;
+            if matches!(
+                run["status"].as_str(),
+                Some("Completed" | "Failed" | "Canceled")
+            ) {
+                return run;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the run did not end in time: {run}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until the run reaches `status`.
+    pub async fn wait_for_status(
+        &self,
+        workspace: &str,
+        token: &str,
+        run_id: &str,
+        status: &str,
+        limit: std::time::Duration,
+    ) -> Value {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let (_, run) = self
+                .get(
+                    &format!("/api/v1/workspaces/{workspace}/runs/{run_id}"),
+                    token,
+                )
+                .await;
+            if run["status"] == status {
+                return run;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the run did not reach {status}: {run}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Every line of one source of a run's log, paging through it.
+    pub async fn log_lines(
+        &self,
+        workspace: &str,
+        token: &str,
+        run_id: &str,
+        source: &str,
+    ) -> Vec<Value> {
+        let mut lines = Vec::new();
+        let mut from = 0;
+        loop {
+            let (status, page) = self
+                .get(
+                    &format!("/api/v1/workspaces/{workspace}/runs/{run_id}/logs?source={source}&from_seq={from}&limit=5000"),
+                    token,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            let batch = page["lines"].as_array().expect("lines").clone();
+            if batch.is_empty() {
+                return lines;
+            }
+            from = page["next_seq"].as_i64().expect("next_seq");
+            lines.extend(batch);
+        }
     }
 }

@@ -2,54 +2,14 @@
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::{header, request::Parts};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 use trainyard_core::Role;
-use trainyard_db::tokens::NewToken;
+use trainyard_db::tokens::{hash_secret, new_secret, secret_from, NewToken};
 use trainyard_db::workspaces::Workspace;
 use trainyard_db::{Db, DbError};
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::AppPath;
-
-/// Every secret starts with this, so leaked tokens are easy to scan for.
-pub const TOKEN_PREFIX: &str = "tyd_";
-/// How many characters of a secret are kept in clear to recognise it.
-const SHOWN_PREFIX_LEN: usize = 12;
-
-/// A freshly generated secret and what is stored of it.
-#[derive(Debug)]
-pub struct NewSecret {
-    /// The secret, shown to its owner once and never stored.
-    pub secret: String,
-    /// Its SHA-256 hash, which is stored.
-    pub hash: Vec<u8>,
-    /// Its first characters, stored to recognise it.
-    pub prefix: String,
-}
-
-/// Generates a new secret of 256 random bits.
-pub fn new_secret() -> NewSecret {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    secret_from(format!("{TOKEN_PREFIX}{}", hex::encode(bytes)))
-}
-
-/// The stored form of a secret chosen elsewhere (the configured admin token).
-pub fn secret_from(secret: String) -> NewSecret {
-    NewSecret {
-        hash: hash_secret(&secret),
-        prefix: secret.chars().take(SHOWN_PREFIX_LEN).collect(),
-        secret,
-    }
-}
-
-/// Secrets carry 256 bits of entropy, so a plain SHA-256 is a safe hash: there
-/// is nothing to guess that a slow hash would protect.
-pub fn hash_secret(secret: &str) -> Vec<u8> {
-    Sha256::digest(secret.as_bytes()).to_vec()
-}
 
 /// Accepts `secret` as a server administrator token, storing its hash if it
 /// is not stored yet.
@@ -65,6 +25,7 @@ pub async fn ensure_admin_token(db: &Db, secret: &str) -> Result<(), DbError> {
         secret_hash: &stored.hash,
         prefix: &stored.prefix,
         expires_at: None,
+        run_id: None,
     })
     .await
     .map(|_| ())
@@ -80,6 +41,7 @@ pub async fn create_admin_token(db: &Db) -> Result<String, DbError> {
         secret_hash: &new.hash,
         prefix: &new.prefix,
         expires_at: None,
+        run_id: None,
     })
     .await?;
     Ok(new.secret)
@@ -94,6 +56,8 @@ pub struct Caller {
     pub workspace_id: Option<Uuid>,
     /// The token's role.
     pub role: Role,
+    /// For a run's own token, the one run it may write to.
+    pub run_id: Option<Uuid>,
 }
 
 impl Caller {
@@ -150,6 +114,7 @@ where
             token_id: token.id,
             workspace_id: token.workspace_id,
             role: token.role(),
+            run_id: token.run_id,
         };
         parts.extensions.insert(caller.clone());
         Ok(caller)
@@ -168,8 +133,14 @@ pub struct InWorkspace {
 }
 
 impl InWorkspace {
-    /// The workspace's id, if the caller's role allows `needed`.
+    /// The workspace's id, if the caller's role allows `needed`. A run's own
+    /// token only reads here; it writes through [`InWorkspace::require_run_write`].
     pub fn require(&self, needed: Role) -> Result<Uuid, ApiError> {
+        if needed > Role::Reader && self.caller.run_id.is_some() {
+            return Err(ApiError::Forbidden(
+                "a run's own token can change only its run".into(),
+            ));
+        }
         if self.caller.role.allows(needed) {
             Ok(self.workspace.id)
         } else {
@@ -178,6 +149,20 @@ impl InWorkspace {
                 needed.as_str(),
                 self.caller.role.as_str()
             )))
+        }
+    }
+}
+
+impl InWorkspace {
+    /// The workspace's id, if the caller may write to `run_id`: a contributor,
+    /// or that run's own token.
+    pub fn require_run_write(&self, run_id: Uuid) -> Result<Uuid, ApiError> {
+        match self.caller.run_id {
+            Some(own) if own == run_id => Ok(self.workspace.id),
+            Some(_) => Err(ApiError::Forbidden(
+                "a run's own token can change only its run".into(),
+            )),
+            None => self.require(Role::Contributor),
         }
     }
 }
@@ -205,23 +190,5 @@ where
             workspace: found,
             caller,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_are_random_prefixed_and_hashed() {
-        let a = new_secret();
-        let b = new_secret();
-        assert_ne!(a.secret, b.secret);
-        assert!(a.secret.starts_with(TOKEN_PREFIX));
-        assert_eq!(a.secret.len(), TOKEN_PREFIX.len() + 64);
-        assert_eq!(a.hash, hash_secret(&a.secret));
-        assert_eq!(a.hash.len(), 32);
-        assert!(a.secret.starts_with(&a.prefix));
-        assert_eq!(a.prefix.len(), SHOWN_PREFIX_LEN);
     }
 }

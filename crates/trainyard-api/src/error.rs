@@ -71,6 +71,12 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// A source snapshot is over the limit.
+    #[error("the snapshot is larger than the limit of {limit} bytes (setting max_snapshot_bytes); leave files out with a .trainyardignore file (gitignore syntax) in the source directory")]
+    SnapshotTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// The body is not JSON.
     #[error("expected a body with content type application/json")]
     UnsupportedMediaType,
@@ -121,6 +127,12 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
                 "Request body too large",
+                None,
+            ),
+            SnapshotTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "snapshot_too_large",
+                "Snapshot too large",
                 None,
             ),
             UnsupportedMediaType => (

@@ -13,20 +13,24 @@ use axum::Router;
 use std::future::Future;
 use tokio::net::TcpListener;
 use trainyard_db::Db;
+use trainyard_storage::Storage;
 
 pub use openapi::{openapi_document, API_VERSION};
 
 /// Limits the API enforces on every request.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Largest request body accepted, in bytes.
+    /// Largest JSON request body accepted, in bytes.
     pub max_request_body_bytes: usize,
+    /// Largest source snapshot accepted, uncompressed, in bytes.
+    pub max_snapshot_bytes: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_request_body_bytes: 1024 * 1024,
+            max_snapshot_bytes: 300 * 1024 * 1024,
         }
     }
 }
@@ -38,6 +42,10 @@ pub struct AppState {
     pub db: Db,
     /// Request limits.
     pub limits: Limits,
+    /// Snapshots and run files.
+    pub storage: Storage,
+    /// CA certificates image builds trust; part of every image's tag.
+    pub extra_ca: std::sync::Arc<Vec<u8>>,
 }
 
 /// The whole application: health probes, `/api/v1`, its OpenAPI document and

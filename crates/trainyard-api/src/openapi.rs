@@ -21,7 +21,9 @@ pub const API_VERSION: &str = "1.0.0";
         (name = "workspaces", description = "Workspaces (server administrators)"),
         (name = "tokens", description = "API tokens of a workspace"),
         (name = "experiments", description = "Experiments: named groups of runs"),
-        (name = "runs", description = "Runs, their tags, properties and status history"),
+        (name = "runs", description = "Runs: submission, tags, properties, status history, logs and files"),
+        (name = "snapshots", description = "Source snapshots, stored once by content"),
+        (name = "environments", description = "Named, versioned environments and their images"),
     )
 )]
 pub(crate) struct ApiDoc;

@@ -3,10 +3,14 @@
 //! Everything here is plain data and pure functions: names that parse, roles,
 //! and the one place that decides which run status may follow which.
 
+pub mod environment;
 pub mod role;
+pub mod run_spec;
 pub mod run_status;
 pub mod validate;
 
+pub use environment::EnvironmentSpec;
 pub use role::Role;
+pub use run_spec::{Resources, RunEnvironment, RunSpec};
 pub use run_status::{RunStatus, TransitionError};
 pub use validate::{FieldError, Name, TagKey, TagValue};

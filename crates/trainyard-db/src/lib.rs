@@ -3,10 +3,14 @@
 //! Every query is scoped by workspace. Values are always bound, never spliced.
 
 pub mod embedded;
+pub mod environments;
 mod error;
 pub mod experiments;
+pub mod logs;
 mod page;
+pub mod queue;
 pub mod runs;
+pub mod snapshots;
 pub mod tokens;
 pub mod workspaces;
 

@@ -41,6 +41,12 @@ pub struct Run {
     pub started_at: Option<DateTime<Utc>>,
     /// When it reached a terminal status.
     pub ended_at: Option<DateTime<Utc>>,
+    /// The server replica that executes it, while it is active.
+    pub owner: Option<String>,
+    /// Its container, once created.
+    pub container_id: Option<String>,
+    /// Its process's exit code, once it exited.
+    pub exit_code: Option<i32>,
 }
 
 impl Run {
@@ -114,12 +120,15 @@ pub enum RunMap {
     Properties,
 }
 
+/// The columns of [`Run`], for `concat!` into queries.
 macro_rules! columns {
     () => {
         "id, workspace_id, experiment_id, display_name, status, error, spec, tags, properties,
-         cancel_requested_at, created_at, started_at, ended_at"
+         cancel_requested_at, created_at, started_at, ended_at, owner, container_id, exit_code"
     };
 }
+
+pub(crate) use columns;
 
 fn to_map(pairs: Vec<(TagKey, TagValue)>) -> BTreeMap<String, String> {
     pairs
@@ -340,7 +349,7 @@ impl Db {
     }
 }
 
-async fn lock_run_status(
+pub(crate) async fn lock_run_status(
     tx: &mut Transaction<'_, Postgres>,
     workspace_id: Uuid,
     run_id: Uuid,
@@ -356,7 +365,7 @@ async fn lock_run_status(
     Ok(RunStatus::parse(&status).unwrap_or(RunStatus::Failed))
 }
 
-async fn update_status(
+pub(crate) async fn update_status(
     tx: &mut Transaction<'_, Postgres>,
     run_id: Uuid,
     to: RunStatus,
@@ -378,7 +387,7 @@ async fn update_status(
     .await?)
 }
 
-async fn record_event(
+pub(crate) async fn record_event(
     tx: &mut Transaction<'_, Postgres>,
     run_id: Uuid,
     from: Option<RunStatus>,

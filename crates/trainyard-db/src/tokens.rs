@@ -6,7 +6,48 @@ use sqlx::FromRow;
 use trainyard_core::Role;
 use uuid::Uuid;
 
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
 use crate::{Cursor, Db, DbError, Page};
+
+/// Every secret starts with this, so leaked tokens are easy to scan for.
+pub const TOKEN_PREFIX: &str = "tyd_";
+/// How many characters of a secret are kept in clear to recognise it.
+const SHOWN_PREFIX_LEN: usize = 12;
+
+/// A freshly generated secret and what is stored of it.
+#[derive(Debug)]
+pub struct NewSecret {
+    /// The secret, shown to its owner once and never stored.
+    pub secret: String,
+    /// Its SHA-256 hash, which is stored.
+    pub hash: Vec<u8>,
+    /// Its first characters, stored to recognise it.
+    pub prefix: String,
+}
+
+/// Generates a new secret of 256 random bits.
+pub fn new_secret() -> NewSecret {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    secret_from(format!("{TOKEN_PREFIX}{}", hex::encode(bytes)))
+}
+
+/// The stored form of a secret chosen elsewhere (the configured admin token).
+pub fn secret_from(secret: String) -> NewSecret {
+    NewSecret {
+        hash: hash_secret(&secret),
+        prefix: secret.chars().take(SHOWN_PREFIX_LEN).collect(),
+        secret,
+    }
+}
+
+/// Secrets carry 256 bits of entropy, so a plain SHA-256 is a safe hash: there
+/// is nothing to guess that a slow hash would protect.
+pub fn hash_secret(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
 
 /// A token row, without its hash.
 #[derive(Debug, Clone, FromRow)]
@@ -15,6 +56,8 @@ pub struct Token {
     pub id: Uuid,
     /// The workspace it belongs to; `None` for a server administrator's token.
     pub workspace_id: Option<Uuid>,
+    /// The run it is scoped to: such a token writes only to that run.
+    pub run_id: Option<Uuid>,
     /// A label chosen by its creator.
     pub name: String,
     /// Stored role name; see [`Token::role`].
@@ -52,6 +95,8 @@ impl Token {
 pub struct NewToken<'a> {
     /// Its workspace; `None` makes a server administrator's token.
     pub workspace_id: Option<Uuid>,
+    /// The run it is scoped to, for a run's own token.
+    pub run_id: Option<Uuid>,
     /// Its label.
     pub name: &'a str,
     /// Its role.
@@ -67,7 +112,7 @@ pub struct NewToken<'a> {
 /// The columns of [`Token`], for `concat!` into queries.
 macro_rules! columns {
     () => {
-        "id, workspace_id, name, role, prefix, created_at, expires_at, revoked_at, last_used_at"
+        "id, workspace_id, run_id, name, role, prefix, created_at, expires_at, revoked_at, last_used_at"
     };
 }
 
@@ -75,8 +120,8 @@ impl Db {
     /// Stores a new token.
     pub async fn create_token(&self, new: NewToken<'_>) -> Result<Token, DbError> {
         sqlx::query_as::<_, Token>(concat!(
-            "INSERT INTO api_tokens (id, workspace_id, name, role, secret_hash, prefix, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
+            "INSERT INTO api_tokens (id, workspace_id, name, role, secret_hash, prefix, expires_at, run_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
             columns!(),
             ""
         ))
@@ -87,6 +132,7 @@ impl Db {
         .bind(new.secret_hash)
         .bind(new.prefix)
         .bind(new.expires_at)
+        .bind(new.run_id)
         .fetch_one(self.pool())
         .await
         .map_err(DbError::on_unique(
@@ -142,7 +188,7 @@ impl Db {
             "SELECT ",
             columns!(),
             " FROM api_tokens
-             WHERE workspace_id = $1
+             WHERE workspace_id = $1 AND run_id IS NULL
                AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
              ORDER BY created_at DESC, id DESC LIMIT $4"
         ))
@@ -168,5 +214,59 @@ impl Db {
         .fetch_optional(self.pool())
         .await?
         .ok_or(DbError::NotFound("token"))
+    }
+}
+
+impl Db {
+    /// Revokes every token scoped to a run (when the run ends).
+    pub async fn revoke_run_tokens(&self, run_id: Uuid) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE api_tokens SET revoked_at = now() WHERE run_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(run_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}
+
+impl Db {
+    /// Creates the token a run's own process uses: contributor rights, usable
+    /// only on that run, revoked when the run ends. Returns its secret.
+    pub async fn create_run_token(
+        &self,
+        workspace_id: Uuid,
+        run_id: Uuid,
+    ) -> Result<String, DbError> {
+        let new = new_secret();
+        self.create_token(NewToken {
+            workspace_id: Some(workspace_id),
+            run_id: Some(run_id),
+            name: "run",
+            role: Role::Contributor,
+            secret_hash: &new.hash,
+            prefix: &new.prefix,
+            expires_at: None,
+        })
+        .await?;
+        Ok(new.secret)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_random_prefixed_and_hashed() {
+        let a = new_secret();
+        let b = new_secret();
+        assert_ne!(a.secret, b.secret);
+        assert!(a.secret.starts_with(TOKEN_PREFIX));
+        assert_eq!(a.secret.len(), TOKEN_PREFIX.len() + 64);
+        assert_eq!(a.hash, hash_secret(&a.secret));
+        assert_eq!(a.hash.len(), 32);
+        assert!(a.secret.starts_with(&a.prefix));
+        assert_eq!(a.prefix.len(), SHOWN_PREFIX_LEN);
     }
 }

@@ -50,6 +50,46 @@ pub struct ServerArgs {
     #[arg(long, env = "TRAINYARD_LOG_FORMAT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    /// Largest source snapshot accepted, uncompressed, in bytes.
+    #[arg(long, env = "TRAINYARD_MAX_SNAPSHOT_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_snapshot_bytes: Option<u64>,
+    /// PEM files of CA certificates that image builds must trust (apt, pip); repeat for several.
+    #[arg(
+        long = "extra-ca-certificate",
+        env = "TRAINYARD_EXTRA_CA_CERTIFICATES",
+        value_delimiter = ','
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_ca_certificates: Option<Vec<PathBuf>>,
+    /// Docker network mode of run containers.
+    #[arg(long, env = "TRAINYARD_CONTAINER_NETWORK")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_network: Option<String>,
+    /// The API's URL as run containers see it.
+    #[arg(long, env = "TRAINYARD_CONTAINER_API_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_api_url: Option<String>,
+    /// Seconds between SIGTERM and SIGKILL when a run is canceled.
+    #[arg(long, env = "TRAINYARD_STOP_GRACE_SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_grace_seconds: Option<i64>,
+    /// Keep run containers after their run ended.
+    #[arg(long, env = "TRAINYARD_KEEP_CONTAINERS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_containers: Option<bool>,
+    /// Most runs executed at once on this node.
+    #[arg(long, env = "TRAINYARD_MAX_CONCURRENT_RUNS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_runs: Option<usize>,
+    /// Run the scheduler and Docker executor (off for API-only replicas).
+    #[arg(long, env = "TRAINYARD_EXECUTOR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub executor: Option<bool>,
+    /// This replica's name; it owns the runs it executes.
+    #[arg(long, env = "TRAINYARD_REPLICA_NAME")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica_name: Option<String>,
 }
 
 /// The settings in force.
@@ -72,6 +112,24 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// Log line format.
     pub log_format: LogFormat,
+    /// Largest source snapshot accepted, uncompressed, in bytes.
+    pub max_snapshot_bytes: u64,
+    /// PEM files that image builds must trust.
+    pub extra_ca_certificates: Vec<PathBuf>,
+    /// Docker network mode of run containers.
+    pub container_network: String,
+    /// The API's URL as run containers see it; derived from `listen` when absent.
+    pub container_api_url: Option<String>,
+    /// Seconds between SIGTERM and SIGKILL when a run is canceled.
+    pub stop_grace_seconds: i64,
+    /// Keep run containers after their run ended.
+    pub keep_containers: bool,
+    /// Most runs executed at once on this node.
+    pub max_concurrent_runs: usize,
+    /// Run the scheduler and Docker executor.
+    pub executor: bool,
+    /// This replica's name.
+    pub replica_name: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -86,6 +144,15 @@ impl std::fmt::Debug for Config {
             .field("max_request_body_bytes", &self.max_request_body_bytes)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
             .field("log_format", &self.log_format)
+            .field("max_snapshot_bytes", &self.max_snapshot_bytes)
+            .field("extra_ca_certificates", &self.extra_ca_certificates)
+            .field("container_network", &self.container_network)
+            .field("container_api_url", &self.container_api_url)
+            .field("stop_grace_seconds", &self.stop_grace_seconds)
+            .field("keep_containers", &self.keep_containers)
+            .field("max_concurrent_runs", &self.max_concurrent_runs)
+            .field("executor", &self.executor)
+            .field("replica_name", &self.replica_name)
             .finish()
     }
 }
@@ -101,6 +168,15 @@ impl Default for Config {
             max_request_body_bytes: 1024 * 1024,
             admin_token: None,
             log_format: LogFormat::Human,
+            max_snapshot_bytes: 300 * 1024 * 1024,
+            extra_ca_certificates: Vec::new(),
+            container_network: "host".to_string(),
+            container_api_url: None,
+            stop_grace_seconds: 10,
+            keep_containers: false,
+            max_concurrent_runs: 4,
+            executor: true,
+            replica_name: default_replica_name(),
         }
     }
 }
@@ -122,6 +198,29 @@ impl Config {
             .extract()
             .context("reading the configuration")
     }
+}
+
+impl Config {
+    /// The API's URL as run containers see it: the configured one, or the
+    /// listen address (loopback when listening on every address).
+    pub fn container_api_url(&self) -> String {
+        if let Some(url) = &self.container_api_url {
+            return url.clone();
+        }
+        let mut address = self.listen;
+        if address.ip().is_unspecified() {
+            address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{address}")
+    }
+}
+
+fn default_replica_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "trainyard".to_string())
 }
 
 /// `/var/lib/trainyard` for root (a path the postgres account can reach),

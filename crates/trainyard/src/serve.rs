@@ -5,10 +5,14 @@ use anyhow::Context;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use trainyard_api::{AppState, Limits};
 use trainyard_db::embedded::EmbeddedPostgres;
 use trainyard_db::Db;
+use trainyard_docker::{Engine, Executor, ExecutorConfig};
+use trainyard_scheduler::SchedulerConfig;
+use trainyard_storage::Storage;
 
 use crate::config::Config;
 
@@ -38,6 +42,10 @@ pub async fn migrate(config: Config) -> anyhow::Result<()> {
 
 async fn run(config: &Config, db: Db) -> anyhow::Result<()> {
     bootstrap_admin_token(config, &db).await?;
+    let storage =
+        Storage::local(&config.data_dir.join("objects")).context("opening the object store")?;
+    let extra_ca = read_extra_ca(config)?;
+    let (stop_scheduler, scheduler) = start_scheduler(config, &db, &storage, extra_ca.clone())?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -47,13 +55,80 @@ async fn run(config: &Config, db: Db) -> anyhow::Result<()> {
         db,
         limits: Limits {
             max_request_body_bytes: config.max_request_body_bytes,
+            max_snapshot_bytes: config.max_snapshot_bytes,
         },
+        storage,
+        extra_ca: std::sync::Arc::new(extra_ca),
     };
     trainyard_api::serve(listener, state, shutdown_signal())
         .await
         .context("serving HTTP")?;
+    let _ = stop_scheduler.send(true);
+    if let Some(task) = scheduler {
+        let _ = task.await;
+    }
     tracing::info!("trainyard stopped");
     Ok(())
+}
+
+/// Starts the scheduler and the Docker executor, unless this replica only
+/// serves the API.
+fn start_scheduler(
+    config: &Config,
+    db: &Db,
+    storage: &Storage,
+    extra_ca: Vec<u8>,
+) -> anyhow::Result<(
+    tokio::sync::watch::Sender<bool>,
+    Option<tokio::task::JoinHandle<()>>,
+)> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    if !config.executor {
+        tracing::info!("executor disabled: this replica only serves the API");
+        return Ok((stop, None));
+    }
+    let engine = Engine::connect_local().context("connecting to the Docker engine")?;
+    let executor = Executor::new(
+        db.clone(),
+        storage.clone(),
+        engine,
+        ExecutorConfig {
+            owner: config.replica_name.clone(),
+            api_url: config.container_api_url(),
+            network_mode: Some(config.container_network.clone()),
+            extra_ca,
+            stop_grace_seconds: config.stop_grace_seconds,
+            keep_containers: config.keep_containers,
+            logs_poll: Duration::from_secs(2),
+        },
+    );
+    let scheduler_config = SchedulerConfig {
+        owner: config.replica_name.clone(),
+        lease: Duration::from_secs(60),
+        max_concurrent_runs: config.max_concurrent_runs,
+        poll_interval: Duration::from_secs(30),
+    };
+    let task = tokio::spawn(trainyard_scheduler::run(
+        db.clone(),
+        executor,
+        scheduler_config,
+        stopped,
+    ));
+    Ok((stop, Some(task)))
+}
+
+/// The extra CA certificates for image builds, concatenated.
+fn read_extra_ca(config: &Config) -> anyhow::Result<Vec<u8>> {
+    let mut extra_ca = Vec::new();
+    for path in &config.extra_ca_certificates {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("reading extra CA certificates {}", path.display()))?;
+        extra_ca.extend_from_slice(&pem);
+        if !pem.ends_with(b"\n") {
+            extra_ca.push(b'\n');
+        }
+    }
+    Ok(extra_ca)
 }
 
 /// Connects to the configured database, or starts the embedded one, and

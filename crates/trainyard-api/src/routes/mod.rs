@@ -1,8 +1,10 @@
 //! One module per resource; each `mod.rs` returns the resource's router.
 
+mod environments;
 mod experiments;
 mod health;
 mod runs;
+mod snapshots;
 mod tokens;
 mod workspaces;
 
@@ -21,7 +23,9 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(workspaces::router())
         .merge(tokens::router())
         .merge(experiments::router())
-        .merge(runs::router());
+        .merge(runs::router())
+        .merge(snapshots::router())
+        .merge(environments::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .nest("/api/v1", api)

@@ -2,7 +2,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use trainyard_core::{validate, Role};
+use trainyard_core::{validate, EnvironmentSpec, Resources, Role, RunEnvironment, RunSpec};
 use trainyard_db::runs::NewRun;
 use trainyard_db::{Db, DbError};
 use utoipa::ToSchema;
@@ -27,6 +27,48 @@ pub struct CreateRun {
     /// Descriptive key-values, same limits as tags.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// Digest of an uploaded source snapshot (`POST …/snapshots`).
+    #[serde(default)]
+    pub snapshot: Option<String>,
+    /// Entry script, relative to the snapshot root (`train.py`).
+    #[serde(default)]
+    pub script: Option<String>,
+    /// A command to run instead of a script.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Arguments after the script or command.
+    #[serde(default)]
+    pub arguments: Vec<String>,
+    /// The environment: a registered one, or a spec given inline.
+    #[serde(default)]
+    pub environment: Option<EnvironmentChoice>,
+    /// The compute target; the local node when absent.
+    #[serde(default)]
+    pub compute_target: Option<String>,
+    /// GPUs, CPUs and memory the run needs.
+    #[serde(default)]
+    pub resources: Resources,
+    /// Variables for the run's process.
+    #[serde(default)]
+    pub environment_variables: BTreeMap<String, String>,
+    /// Stop the run and fail it after this many seconds.
+    #[serde(default)]
+    pub time_limit_seconds: Option<u64>,
+}
+
+/// Which environment a run uses.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentChoice {
+    /// A registered environment's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Its version; the latest when absent.
+    #[serde(default)]
+    pub version: Option<i32>,
+    /// An inline spec, instead of a name.
+    #[serde(default)]
+    pub spec: Option<EnvironmentSpec>,
 }
 
 /// Submits a run; it starts Queued.
@@ -44,7 +86,7 @@ pub(super) async fn create_run(
     AppJson(body): AppJson<CreateRun>,
 ) -> ApiResult<(StatusCode, AppJson<RunView>)> {
     let workspace_id = scope.require(Role::Contributor)?;
-    let display_name = validate::display_name("display_name", body.display_name)?;
+    let display_name = validate::display_name("display_name", body.display_name.clone())?;
     let tags = validate::tag_map("tags", &body.tags)?;
     let properties = validate::tag_map("properties", &body.properties)?;
     let experiment = db
@@ -57,17 +99,107 @@ pub(super) async fn create_run(
             ),
             other => other.into(),
         })?;
+    let spec = executable_spec(&db, workspace_id, body).await?;
     let run = db
         .create_run(
             workspace_id,
             NewRun {
                 experiment_id: experiment.id,
                 display_name,
-                spec: serde_json::json!({}),
+                spec,
                 tags,
                 properties,
             },
         )
         .await?;
     Ok((StatusCode::CREATED, AppJson(run.into())))
+}
+
+/// The spec of what the run executes, checked, or an empty object for a run
+/// that only records (a notebook's interactive run): such runs name neither a
+/// script nor a command and are never placed on a node.
+async fn executable_spec(
+    db: &Db,
+    workspace_id: uuid::Uuid,
+    body: CreateRun,
+) -> Result<serde_json::Value, ApiError> {
+    let records_only = body.script.is_none()
+        && body.command.is_empty()
+        && body.snapshot.is_none()
+        && body.environment.is_none()
+        && body.arguments.is_empty()
+        && body.time_limit_seconds.is_none();
+    if records_only {
+        return Ok(serde_json::json!({}));
+    }
+    let environment = resolve_environment(db, workspace_id, body.environment).await?;
+    let spec = RunSpec {
+        snapshot: body.snapshot,
+        script: body.script,
+        command: body.command,
+        arguments: body.arguments,
+        environment,
+        compute_target: body.compute_target,
+        resources: body.resources,
+        environment_variables: body.environment_variables,
+        time_limit_seconds: body.time_limit_seconds,
+    };
+    spec.validate()?;
+    if let Some(digest) = &spec.snapshot {
+        db.get_snapshot(workspace_id, digest)
+            .await
+            .map_err(|err| match err {
+                DbError::NotFound(_) => ApiError::invalid(
+                    "snapshot",
+                    "no snapshot with this digest was uploaded to the workspace",
+                ),
+                other => other.into(),
+            })?;
+    }
+    serde_json::to_value(&spec).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Turns the submitted choice into the spec the run will use, recording the
+/// registered environment's name and version for lineage.
+async fn resolve_environment(
+    db: &Db,
+    workspace_id: uuid::Uuid,
+    choice: Option<EnvironmentChoice>,
+) -> Result<RunEnvironment, ApiError> {
+    let Some(choice) = choice else {
+        return Ok(RunEnvironment {
+            name: None,
+            version: None,
+            spec: EnvironmentSpec::default(),
+        });
+    };
+    match (choice.name, choice.spec) {
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            "environment",
+            "give either name or spec, not both",
+        )),
+        (None, Some(spec)) => Ok(RunEnvironment {
+            name: None,
+            version: None,
+            spec,
+        }),
+        (Some(name), None) => {
+            let found = db
+                .get_environment(workspace_id, &name, choice.version)
+                .await
+                .map_err(|err| match err {
+                    DbError::NotFound(_) => ApiError::invalid(
+                        "environment",
+                        "no environment with this name and version in the workspace",
+                    ),
+                    other => other.into(),
+                })?;
+            Ok(RunEnvironment {
+                name: Some(found.name),
+                version: Some(found.version),
+                spec: found.spec.0,
+            })
+        }
+        (None, None) => Err(ApiError::invalid("environment", "give a name or a spec")),
+    }
 }

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use serde::Deserialize;
-use trainyard_core::{Role, TagKey, TagValue};
+use trainyard_core::{TagKey, TagValue};
 use trainyard_db::runs::RunMap;
 use trainyard_db::Db;
 use utoipa::ToSchema;
@@ -110,7 +110,7 @@ async fn set_entry(
     map: RunMap,
     body: EntryValue,
 ) -> ApiResult<AppJson<RunView>> {
-    let workspace_id = scope.require(Role::Contributor)?;
+    let workspace_id = scope.require_run_write(run_id)?;
     let key = TagKey::parse("key", &key)?;
     let value = TagValue::parse("value", &body.value)?;
     let run = db
@@ -125,7 +125,7 @@ async fn delete_entry(
     (_, run_id, key): (String, Uuid, String),
     map: RunMap,
 ) -> ApiResult<AppJson<RunView>> {
-    let workspace_id = scope.require(Role::Contributor)?;
+    let workspace_id = scope.require_run_write(run_id)?;
     let run = db.delete_run_entry(workspace_id, run_id, map, &key).await?;
     Ok(AppJson(run.into()))
 }

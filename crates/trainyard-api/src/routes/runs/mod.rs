@@ -4,8 +4,10 @@ mod cancel;
 mod create;
 mod entries;
 mod events;
+mod files;
 mod get;
 mod list;
+mod logs;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -26,6 +28,11 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(entries::set_property, entries::delete_property))
         .routes(routes!(cancel::cancel_run))
         .routes(routes!(events::list_run_events))
+        .routes(routes!(logs::read_run_log))
+        .routes(routes!(logs::follow_run_log))
+        .routes(routes!(files::list_run_files))
+        .routes(routes!(files::download_run_file))
+        .routes(routes!(files::download_run_archive))
 }
 
 /// A run as the API shows it.
@@ -47,6 +54,12 @@ pub struct RunView {
     pub tags: BTreeMap<String, String>,
     /// Descriptive key-values.
     pub properties: BTreeMap<String, String>,
+    /// Its process's exit code, once it exited.
+    pub exit_code: Option<i32>,
+    /// What it executes (script, environment, resources, limits); an empty
+    /// object for a run that only records.
+    #[schema(value_type = Object)]
+    pub spec: serde_json::Value,
     /// Whether a cancel was asked for while it was active; it ends Canceled
     /// once its container has stopped.
     pub cancel_requested: bool,
@@ -67,6 +80,8 @@ impl From<Run> for RunView {
             experiment_id: r.experiment_id,
             display_name: r.display_name,
             error: r.error,
+            exit_code: r.exit_code,
+            spec: r.spec.0,
             tags: r.tags.0,
             properties: r.properties.0,
             cancel_requested: r.cancel_requested_at.is_some(),

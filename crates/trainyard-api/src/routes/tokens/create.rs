@@ -8,7 +8,9 @@ use trainyard_db::Db;
 use utoipa::ToSchema;
 
 use super::TokenView;
-use crate::auth::{new_secret, InWorkspace};
+use trainyard_db::tokens::new_secret;
+
+use crate::auth::InWorkspace;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::AppJson;
 
@@ -66,6 +68,7 @@ pub(super) async fn create_token(
             secret_hash: &secret.hash,
             prefix: &secret.prefix,
             expires_at: body.expires_at,
+            run_id: None,
         })
         .await?;
     Ok((

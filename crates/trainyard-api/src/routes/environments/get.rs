@@ -1,0 +1,56 @@
+use axum::extract::State;
+use serde::Deserialize;
+use trainyard_core::Role;
+use trainyard_db::Db;
+use utoipa::IntoParams;
+
+use super::EnvironmentView;
+use crate::auth::InWorkspace;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{AppJson, AppPath, AppQuery};
+
+/// Which version to get.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct VersionQuery {
+    /// The version; the latest when absent.
+    #[param(value_type = Option<i32>)]
+    pub version: Option<String>,
+}
+
+/// Gets a version of an environment (the latest by default), with its
+/// image reference and build state.
+#[utoipa::path(get, path = "/workspaces/{workspace}/environments/{name}", tag = "environments",
+    params(
+        ("workspace" = String, Path, description = "Workspace name or id"),
+        ("name" = String, Path, description = "Environment name"),
+        VersionQuery,
+    ),
+    responses(
+        (status = 200, description = "The environment version", body = EnvironmentView),
+        (status = 404, description = "No such environment or version", body = Problem),
+    ))]
+pub(super) async fn get_environment(
+    State(db): State<Db>,
+    scope: InWorkspace,
+    AppPath(path): AppPath<(String, String)>,
+    AppQuery(query): AppQuery<VersionQuery>,
+) -> ApiResult<AppJson<EnvironmentView>> {
+    let (_, name) = path;
+    let workspace_id = scope.require(Role::Reader)?;
+    let version = query
+        .version
+        .map(|v| {
+            v.parse::<i32>()
+                .ok()
+                .filter(|v| *v >= 1)
+                .ok_or_else(|| ApiError::invalid("version", "must be a whole number from 1"))
+        })
+        .transpose()?;
+    Ok(AppJson(
+        db.get_environment(workspace_id, &name, version)
+            .await?
+            .into(),
+    ))
+}

@@ -1,0 +1,302 @@
+//! What a run executes: its source snapshot, entry point, environment,
+//! resources and limits.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+use crate::environment::EnvironmentSpec;
+use crate::validate::FieldError;
+
+/// Where every run's source is unpacked and the working directory of its
+/// process; `./outputs` and `./logs` are relative to it.
+pub const WORKDIR: &str = "/workspace";
+/// Longest time limit accepted: 30 days.
+pub const MAX_TIME_LIMIT_SECONDS: u64 = 30 * 24 * 3600;
+
+/// What a run may use on its node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// Whole GPUs.
+    #[serde(default)]
+    pub gpus: u32,
+    /// CPU cores (fractions allowed); unlimited when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// Memory in MiB; unlimited when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
+}
+
+impl Resources {
+    /// Checks the amounts, naming the field at fault under `field`.
+    pub fn validate(&self, field: &str) -> Result<(), FieldError> {
+        if let Some(cpus) = self.cpus {
+            if !(cpus.is_finite() && cpus > 0.0 && cpus <= 1024.0) {
+                return Err(FieldError::new(
+                    format!("{field}.cpus"),
+                    "must be more than 0 and at most 1024",
+                ));
+            }
+        }
+        if self.memory_mb == Some(0) {
+            return Err(FieldError::new(
+                format!("{field}.memory_mb"),
+                "must be more than 0",
+            ));
+        }
+        if self.gpus > 64 {
+            return Err(FieldError::new(
+                format!("{field}.gpus"),
+                "must be at most 64",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The environment a run was submitted with, resolved to its spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunEnvironment {
+    /// The registered environment's name, when the run named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The registered environment's version, when the run named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i32>,
+    /// What the image contains.
+    pub spec: EnvironmentSpec,
+}
+
+/// Everything the executor needs to run a run, as stored with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunSpec {
+    /// Digest of the source snapshot unpacked into the working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// Entry script, relative to the snapshot root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+    /// A command to run instead of a script.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Arguments after the script or command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arguments: Vec<String>,
+    /// The image's contents.
+    pub environment: RunEnvironment,
+    /// The compute target; the local node when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_target: Option<String>,
+    /// What the run may use.
+    #[serde(default)]
+    pub resources: Resources,
+    /// Variables set for the run's process.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment_variables: BTreeMap<String, String>,
+    /// The run is stopped and fails after this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_limit_seconds: Option<u64>,
+}
+
+impl RunSpec {
+    /// Checks the parts that do not need the store, naming the field at fault.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        match (&self.script, self.command.is_empty()) {
+            (Some(_), false) => {
+                return Err(FieldError::new(
+                    "command",
+                    "give either script or command, not both",
+                ))
+            }
+            (None, true) => return Err(FieldError::new("script", "is required (or give command)")),
+            _ => {}
+        }
+        if let Some(script) = &self.script {
+            let bad = script.is_empty()
+                || script.starts_with('/')
+                || script.split('/').any(|part| part == "..")
+                || script.chars().any(char::is_control);
+            if bad {
+                return Err(FieldError::new(
+                    "script",
+                    "must be a relative path inside the source directory",
+                ));
+            }
+            if self.snapshot.is_none() {
+                return Err(FieldError::new("snapshot", "is required to run a script"));
+            }
+        }
+        if let Some(snapshot) = &self.snapshot {
+            if snapshot.len() != 64 || !snapshot.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(FieldError::new(
+                    "snapshot",
+                    "must be the digest returned by the snapshot upload",
+                ));
+            }
+        }
+        if self.command.iter().any(|part| part.contains('\0')) {
+            return Err(FieldError::new(
+                "command",
+                "must not contain NUL characters",
+            ));
+        }
+        self.environment.spec.validate("environment")?;
+        self.resources.validate("resources")?;
+        for key in self.environment_variables.keys() {
+            let ok = key
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok || key.starts_with("TRAINYARD_") {
+                return Err(FieldError::new(
+                    format!("environment_variables.{key}"),
+                    "must be a variable name (letters, digits, '_') not starting with TRAINYARD_",
+                ));
+            }
+        }
+        if let Some(limit) = self.time_limit_seconds {
+            if limit == 0 || limit > MAX_TIME_LIMIT_SECONDS {
+                return Err(FieldError::new(
+                    "time_limit_seconds",
+                    format!("must be from 1 to {MAX_TIME_LIMIT_SECONDS}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The process the container runs: `python3 script.py args…` for Python
+    /// scripts, `sh script.sh args…` for shell scripts, the script itself
+    /// otherwise, or the command.
+    pub fn process(&self) -> Vec<String> {
+        let mut process = match &self.script {
+            Some(script) if script.ends_with(".py") => {
+                vec!["python3".to_string(), "-u".to_string(), script.clone()]
+            }
+            Some(script) if script.ends_with(".sh") => vec!["sh".to_string(), script.clone()],
+            Some(script) => vec![format!("./{script}")],
+            None => self.command.clone(),
+        };
+        process.extend(self.arguments.iter().cloned());
+        process
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> RunSpec {
+        RunSpec {
+            snapshot: Some("a".repeat(64)),
+            script: Some("train.py".into()),
+            command: vec![],
+            arguments: vec!["--lr".into(), "0.1".into()],
+            environment: RunEnvironment {
+                name: None,
+                version: None,
+                spec: EnvironmentSpec::default(),
+            },
+            compute_target: None,
+            resources: Resources::default(),
+            environment_variables: BTreeMap::new(),
+            time_limit_seconds: None,
+        }
+    }
+
+    #[test]
+    fn scripts_run_with_their_interpreter() {
+        assert_eq!(
+            spec().process(),
+            ["python3", "-u", "train.py", "--lr", "0.1"]
+        );
+        let shell = RunSpec {
+            script: Some("run.sh".into()),
+            arguments: vec![],
+            ..spec()
+        };
+        assert_eq!(shell.process(), ["sh", "run.sh"]);
+        let command = RunSpec {
+            script: None,
+            command: vec!["echo".into(), "hi".into()],
+            arguments: vec![],
+            ..spec()
+        };
+        assert_eq!(command.process(), ["echo", "hi"]);
+    }
+
+    #[test]
+    fn bad_specs_name_their_field() {
+        let cases = [
+            (
+                RunSpec {
+                    script: Some("../x.py".into()),
+                    ..spec()
+                },
+                "script",
+            ),
+            (
+                RunSpec {
+                    script: None,
+                    ..spec()
+                },
+                "script",
+            ),
+            (
+                RunSpec {
+                    command: vec!["x".into()],
+                    ..spec()
+                },
+                "command",
+            ),
+            (
+                RunSpec {
+                    snapshot: None,
+                    ..spec()
+                },
+                "snapshot",
+            ),
+            (
+                RunSpec {
+                    snapshot: Some("xyz".into()),
+                    ..spec()
+                },
+                "snapshot",
+            ),
+            (
+                RunSpec {
+                    time_limit_seconds: Some(0),
+                    ..spec()
+                },
+                "time_limit_seconds",
+            ),
+            (
+                RunSpec {
+                    resources: Resources {
+                        cpus: Some(-1.0),
+                        ..Default::default()
+                    },
+                    ..spec()
+                },
+                "resources.cpus",
+            ),
+            (
+                RunSpec {
+                    environment_variables: BTreeMap::from([(
+                        "TRAINYARD_RUN_ID".into(),
+                        "x".into(),
+                    )]),
+                    ..spec()
+                },
+                "environment_variables.TRAINYARD_RUN_ID",
+            ),
+        ];
+        for (spec, field) in cases {
+            assert_eq!(spec.validate().unwrap_err().field, field);
+        }
+        assert!(spec().validate().is_ok());
+    }
+}

@@ -1,0 +1,95 @@
+//! Run logs: one row per line, identified by (run, source, seq). Writes are
+//! batched into one multi-row insert, and a line already stored is skipped,
+//! so re-reading a stream after a restart neither loses nor duplicates lines.
+
+use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+use crate::{Db, DbError};
+
+/// One stored log line.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct LogLine {
+    /// Where it came from: `stdout`, `stderr`, `build`, `logs/train.log`, …
+    pub source: String,
+    /// Its position in its source, from 0.
+    pub seq: i64,
+    /// When it was written.
+    pub at: DateTime<Utc>,
+    /// Its text, without the line break.
+    pub line: String,
+}
+
+impl Db {
+    /// Stores lines of a run; lines whose (source, seq) is stored already are
+    /// skipped. Returns how many were new.
+    pub async fn append_run_logs(&self, run_id: Uuid, lines: &[LogLine]) -> Result<u64, DbError> {
+        if lines.is_empty() {
+            return Ok(0);
+        }
+        let sources: Vec<&str> = lines.iter().map(|l| l.source.as_str()).collect();
+        let seqs: Vec<i64> = lines.iter().map(|l| l.seq).collect();
+        let times: Vec<DateTime<Utc>> = lines.iter().map(|l| l.at).collect();
+        let texts: Vec<&str> = lines.iter().map(|l| l.line.as_str()).collect();
+        let done = sqlx::query(
+            "INSERT INTO run_logs (run_id, source, seq, at, line)
+             SELECT $1, * FROM UNNEST($2::text[], $3::bigint[], $4::timestamptz[], $5::text[])
+             ON CONFLICT (run_id, source, seq) DO NOTHING",
+        )
+        .bind(run_id)
+        .bind(&sources)
+        .bind(&seqs)
+        .bind(&times)
+        .bind(&texts)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// How many lines of each source are stored for a run (the next seq of each).
+    pub async fn run_log_counts(&self, run_id: Uuid) -> Result<HashMap<String, i64>, DbError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT source, max(seq) + 1 FROM run_logs WHERE run_id = $1 GROUP BY source",
+        )
+        .bind(run_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// The sources a run's log has.
+    pub async fn run_log_sources(
+        &self,
+        workspace_id: Uuid,
+        run_id: Uuid,
+    ) -> Result<Vec<String>, DbError> {
+        self.get_run(workspace_id, run_id).await?;
+        let counts = self.run_log_counts(run_id).await?;
+        let mut sources: Vec<String> = counts.into_keys().collect();
+        sources.sort();
+        Ok(sources)
+    }
+
+    /// Up to `limit` lines of one source with seq ≥ `from_seq`, in order.
+    pub async fn read_run_log(
+        &self,
+        run_id: Uuid,
+        source: &str,
+        from_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<LogLine>, DbError> {
+        Ok(sqlx::query_as::<_, LogLine>(
+            "SELECT source, seq, at, line FROM run_logs
+             WHERE run_id = $1 AND source = $2 AND seq >= $3
+             ORDER BY seq LIMIT $4",
+        )
+        .bind(run_id)
+        .bind(source)
+        .bind(from_seq)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+}

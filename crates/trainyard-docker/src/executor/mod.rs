@@ -1,0 +1,525 @@
+//! A run's life on a node: Preparing (its image) → Starting (its container,
+//! with the source copied in) → Running (logs pumped, cancel and time limit
+//! watched) → Finalizing (`./outputs` kept) → Completed, Failed or Canceled.
+//! Also the reconciliation pass that re-adopts containers after a restart.
+
+mod files;
+mod supervise;
+mod writer;
+
+pub use files::run_files_prefix;
+
+use bytes::Bytes;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use trainyard_core::run_spec::WORKDIR;
+use trainyard_core::{RunSpec, RunStatus};
+use trainyard_db::environments::ImageState;
+use trainyard_db::logs::LogLine;
+use trainyard_db::runs::Run;
+use trainyard_db::Db;
+use trainyard_storage::Storage;
+
+use self::supervise::{db_error, Ended, StopReason};
+use crate::container::ContainerSpec;
+use crate::{DockerError, Engine, LABEL_OWNER, LABEL_RUN_ID, LABEL_WORKSPACE};
+
+/// How the executor runs containers.
+#[derive(Debug, Clone)]
+pub struct ExecutorConfig {
+    /// This server replica's name; it owns the runs it executes.
+    pub owner: String,
+    /// The API's URL as seen from inside a container.
+    pub api_url: String,
+    /// Docker network mode of run containers (`host` lets them reach a
+    /// server listening on the node's loopback).
+    pub network_mode: Option<String>,
+    /// PEM certificates that image builds must trust.
+    pub extra_ca: Vec<u8>,
+    /// Seconds between SIGTERM and SIGKILL when a run is stopped.
+    pub stop_grace_seconds: i64,
+    /// Keep containers after their run ended (for debugging).
+    pub keep_containers: bool,
+    /// How often `./logs` is read while a run runs.
+    pub logs_poll: Duration,
+}
+
+/// Executes runs on one Docker engine.
+#[derive(Clone)]
+pub struct Executor {
+    db: Db,
+    storage: Storage,
+    engine: Engine,
+    config: Arc<ExecutorConfig>,
+}
+
+/// Why a run ended early.
+enum Stop {
+    Failed(String),
+    Canceled,
+}
+
+impl From<DockerError> for Stop {
+    fn from(err: DockerError) -> Stop {
+        Stop::Failed(err.to_string())
+    }
+}
+
+impl Executor {
+    /// An executor over `engine`, writing to `db` and `storage`.
+    pub fn new(db: Db, storage: Storage, engine: Engine, config: ExecutorConfig) -> Executor {
+        Executor {
+            db,
+            storage,
+            engine,
+            config: Arc::new(config),
+        }
+    }
+
+    /// The engine this executor drives.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Takes a claimed (Preparing) run to its end. Never panics on a run's
+    /// failure: every failure ends the run Failed with its reason.
+    #[tracing::instrument(skip_all, fields(run_id = %run.id))]
+    pub async fn execute(&self, run: Run) {
+        let result = self.prepare_and_start(&run).await;
+        match result {
+            Ok(container) => self.supervise_and_finish(&run, &container).await,
+            Err(stop) => self.end_early(&run, stop).await,
+        }
+    }
+
+    async fn prepare_and_start(&self, run: &Run) -> Result<String, Stop> {
+        let spec: RunSpec = serde_json::from_value(run.spec.0.clone())
+            .map_err(|e| Stop::Failed(format!("the run's spec is unreadable: {e}")))?;
+        let image = self.prepare_image(run, &spec).await?;
+        self.check_cancel(run).await?;
+        self.transition(run, RunStatus::Starting, "image ready", None)
+            .await?;
+        let container = self.create(run, &spec, &image).await?;
+        self.check_cancel(run).await?;
+        self.engine.start_container(&container).await?;
+        self.transition(run, RunStatus::Running, "container started", None)
+            .await?;
+        Ok(container)
+    }
+
+    /// Builds the run's image unless the engine has it; the build's output
+    /// goes into the run's log as source `build`.
+    async fn prepare_image(&self, run: &Run, spec: &RunSpec) -> Result<String, Stop> {
+        let environment = &spec.environment.spec;
+        let tag = environment.image_tag(&self.config.extra_ca);
+        if self.engine.has_image(&tag).await? {
+            return Ok(tag);
+        }
+        self.db
+            .set_image_state(&tag, ImageState::Building, None)
+            .await
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        let (lines_tx, mut lines_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let db = self.db.clone();
+        let run_id = run.id;
+        // Build lines are written as they come, in batches, by their own task.
+        let writer = tokio::spawn(async move {
+            let mut seq = 0i64;
+            let mut batch = Vec::new();
+            while let Some(line) = lines_rx.recv().await {
+                batch.push(build_line(seq, line));
+                seq += 1;
+                while let Ok(line) = lines_rx.try_recv() {
+                    batch.push(build_line(seq, line));
+                    seq += 1;
+                }
+                if let Err(err) = db.append_run_logs(run_id, &batch).await {
+                    tracing::warn!(error = %err, "storing build log lines failed");
+                }
+                batch.clear();
+            }
+        });
+        let outcome = self
+            .engine
+            .ensure_image(&tag, environment, &self.config.extra_ca, |line| {
+                let _ = lines_tx.send(line);
+            })
+            .await;
+        drop(lines_tx);
+        let _ = writer.await;
+        match outcome {
+            Ok(_) => {
+                self.db
+                    .set_image_state(&tag, ImageState::Ready, None)
+                    .await
+                    .map_err(|e| Stop::Failed(e.to_string()))?;
+                Ok(tag)
+            }
+            Err(err) => {
+                let message = err.to_string();
+                let _ = self
+                    .db
+                    .set_image_state(&tag, ImageState::Failed, Some(&message))
+                    .await;
+                Err(Stop::Failed(message))
+            }
+        }
+    }
+
+    /// Creates the run's container and copies its source in.
+    async fn create(&self, run: &Run, spec: &RunSpec, image: &str) -> Result<String, Stop> {
+        let workspace = self
+            .db
+            .find_workspace(&run.workspace_id.to_string())
+            .await
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        let token = self
+            .db
+            .create_run_token(run.workspace_id, run.id)
+            .await
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        let mut env: Vec<String> = spec
+            .environment_variables
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        env.extend([
+            format!("TRAINYARD_API_URL={}", self.config.api_url),
+            format!("TRAINYARD_RUN_ID={}", run.id),
+            format!("TRAINYARD_WORKSPACE={}", workspace.name),
+            format!("TRAINYARD_EXPERIMENT_ID={}", run.experiment_id),
+            format!("TRAINYARD_TOKEN={token}"),
+            "PYTHONUNBUFFERED=1".to_string(),
+        ]);
+        let labels = HashMap::from([
+            (LABEL_RUN_ID.to_string(), run.id.to_string()),
+            (LABEL_WORKSPACE.to_string(), run.workspace_id.to_string()),
+            (LABEL_OWNER.to_string(), self.config.owner.clone()),
+        ]);
+        let container_spec = ContainerSpec {
+            name: format!("trainyard-run-{}", run.id),
+            image: image.to_string(),
+            process: spec.process(),
+            env,
+            labels,
+            workdir: WORKDIR.to_string(),
+            cpus: spec.resources.cpus,
+            memory_mb: spec.resources.memory_mb,
+            gpu_device_ids: Vec::new(),
+            network_mode: self.config.network_mode.clone(),
+        };
+        let container = self.engine.create_container(&container_spec).await?;
+        self.db
+            .set_run_container(run.id, &container)
+            .await
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        self.engine
+            .upload_archive(&container, "/", Bytes::from(workdir_skeleton()?))
+            .await?;
+        if let Some(digest) = &spec.snapshot {
+            let key = Storage::snapshot_key(digest)
+                .map_err(|e| Stop::Failed(format!("reading the source snapshot: {e}")))?;
+            let snapshot = self
+                .storage
+                .get(&key)
+                .await
+                .map_err(|e| Stop::Failed(format!("reading the source snapshot: {e}")))?;
+            self.engine
+                .upload_archive(&container, WORKDIR, snapshot)
+                .await?;
+        }
+        Ok(container)
+    }
+
+    /// Runs the container to its end, keeps its files, and records how it ended.
+    async fn supervise_and_finish(&self, run: &Run, container: &str) {
+        let ended = match self.supervise(run, container).await {
+            Ok(ended) => ended,
+            Err(err) => {
+                tracing::warn!(error = %err, "supervising the run failed");
+                let state = self.engine.container_state(container).await.ok().flatten();
+                Ended {
+                    exit_code: state.and_then(|s| s.exit_code),
+                    stopped: None,
+                }
+            }
+        };
+        self.finish(run, container, ended).await;
+    }
+
+    async fn finish(&self, run: &Run, container: &str, ended: Ended) {
+        if let Err(stop) = self
+            .transition(run, RunStatus::Finalizing, "container exited", None)
+            .await
+        {
+            if let Stop::Failed(message) = stop {
+                tracing::warn!(%message, "could not finalize the run");
+            }
+            return;
+        }
+        if let Some(code) = ended.exit_code {
+            let _ = self.db.set_run_exit_code(run.id, code as i32).await;
+        }
+        let kept = files::collect_files(&self.engine, &self.storage, container, run.id).await;
+        let (status, reason, error) = match (ended.stopped, ended.exit_code, kept) {
+            (_, _, Err(err)) => (
+                RunStatus::Failed,
+                "keeping its files failed".to_string(),
+                Some(err.to_string()),
+            ),
+            (Some(StopReason::Canceled), _, _) => {
+                (RunStatus::Canceled, "canceled by user".to_string(), None)
+            }
+            (Some(StopReason::TimedOut), _, _) => {
+                let limit = run
+                    .spec
+                    .0
+                    .get("time_limit_seconds")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0);
+                let message =
+                    format!("the run exceeded its time limit of {limit} s and was stopped");
+                (RunStatus::Failed, message.clone(), Some(message))
+            }
+            (None, Some(0), _) => (
+                RunStatus::Completed,
+                "the process exited with code 0".to_string(),
+                None,
+            ),
+            (None, Some(code), _) => {
+                let message = format!("the process exited with code {code}");
+                (RunStatus::Failed, message.clone(), Some(message))
+            }
+            (None, None, _) => {
+                let message = "the container disappeared before it exited".to_string();
+                (RunStatus::Failed, message.clone(), Some(message))
+            }
+        };
+        let _ = self
+            .transition(run, status, &reason, error.as_deref())
+            .await;
+        self.cleanup(run, Some(container)).await;
+    }
+
+    /// Ends a run that never got to run.
+    async fn end_early(&self, run: &Run, stop: Stop) {
+        let current = self.db.get_run_for_executor(run.id).await.ok();
+        let container = current.as_ref().and_then(|r| r.container_id.clone());
+        match stop {
+            Stop::Canceled => {
+                let _ = self
+                    .transition(run, RunStatus::Canceled, "canceled by user", None)
+                    .await;
+            }
+            Stop::Failed(message) => {
+                tracing::info!(%message, "run failed before it ran");
+                let _ = self
+                    .transition(
+                        run,
+                        RunStatus::Failed,
+                        "failed before running",
+                        Some(&message),
+                    )
+                    .await;
+            }
+        }
+        self.cleanup(run, container.as_deref()).await;
+    }
+
+    async fn cleanup(&self, run: &Run, container: Option<&str>) {
+        if let Err(err) = self.db.revoke_run_tokens(run.id).await {
+            tracing::warn!(error = %err, "revoking the run's token failed");
+        }
+        if let Some(container) = container {
+            if !self.config.keep_containers {
+                if let Err(err) = self.engine.remove_container(container).await {
+                    tracing::warn!(error = %err, "removing the container failed");
+                }
+            }
+        }
+    }
+
+    async fn check_cancel(&self, run: &Run) -> Result<(), Stop> {
+        match self.db.cancel_requested_at(run.id).await {
+            Ok(Some(_)) => Err(Stop::Canceled),
+            Ok(None) => Ok(()),
+            Err(err) => Err(Stop::Failed(err.to_string())),
+        }
+    }
+
+    async fn transition(
+        &self,
+        run: &Run,
+        to: RunStatus,
+        reason: &str,
+        error: Option<&str>,
+    ) -> Result<(), Stop> {
+        self.db
+            .transition_run(run.workspace_id, run.id, to, reason, error)
+            .await
+            .map(|_| ())
+            .map_err(|e| Stop::Failed(e.to_string()))
+    }
+
+    /// After a restart: re-adopts the active runs this replica owned (or whose
+    /// owner's lease lapsed). Running containers are followed again from the
+    /// last stored log line; containers that exited meanwhile are finalized;
+    /// runs with no container fail with the reason; containers of runs that
+    /// are not active are removed.
+    pub async fn reconcile(
+        &self,
+        lease: Duration,
+    ) -> Result<Vec<tokio::task::JoinHandle<()>>, DockerError> {
+        let runs = self
+            .db
+            .adopt_active_runs(&self.config.owner, lease)
+            .await
+            .map_err(db_error)?;
+        let containers = self.engine.run_containers(&self.config.owner).await?;
+        let active: HashSet<String> = runs.iter().map(|r| r.id.to_string()).collect();
+        for (container, run_id, _) in &containers {
+            if !active.contains(run_id) {
+                let run = uuid::Uuid::parse_str(run_id).ok();
+                let known_active = match run {
+                    Some(id) => self
+                        .db
+                        .get_run_for_executor(id)
+                        .await
+                        .map(|r| !r.status().is_terminal())
+                        .unwrap_or(false),
+                    None => false,
+                };
+                if !known_active {
+                    tracing::info!(%container, %run_id, "removing a container of no active run");
+                    let _ = self.engine.remove_container(container).await;
+                }
+            }
+        }
+        let mut tasks = Vec::new();
+        for run in runs {
+            let container = run
+                .container_id
+                .clone()
+                .filter(|id| containers.iter().any(|(c, _, _)| c == id));
+            let executor = self.clone();
+            tasks.push(tokio::spawn(async move {
+                executor.readopt(run, container).await
+            }));
+        }
+        Ok(tasks)
+    }
+
+    #[tracing::instrument(skip_all, fields(run_id = %run.id))]
+    async fn readopt(&self, run: Run, container: Option<String>) {
+        let Some(container) = container else {
+            let reason = format!(
+                "the server stopped while the run was {}, and its container is gone; submit it again",
+                run.status()
+            );
+            let _ = self
+                .transition(
+                    &run,
+                    RunStatus::Failed,
+                    "lost during a server restart",
+                    Some(&reason),
+                )
+                .await;
+            self.cleanup(&run, None).await;
+            return;
+        };
+        tracing::info!(%container, status = %run.status(), "re-adopting the run's container");
+        match run.status() {
+            RunStatus::Preparing | RunStatus::Starting => {
+                // Created but maybe not started: start it unless it already ran.
+                let state = self.engine.container_state(&container).await.ok().flatten();
+                if run.status() == RunStatus::Preparing {
+                    let _ = self
+                        .transition(&run, RunStatus::Starting, "image ready", None)
+                        .await;
+                }
+                if state.is_some_and(|s| !s.running && s.exit_code == Some(0)) || state.is_none() {
+                    let _ = self.engine.start_container(&container).await;
+                }
+                if self
+                    .transition(&run, RunStatus::Running, "container started", None)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                self.supervise_and_finish(&run, &container).await;
+            }
+            RunStatus::Running => self.supervise_and_finish(&run, &container).await,
+            RunStatus::Finalizing => {
+                let state = self.engine.container_state(&container).await.ok().flatten();
+                let ended = Ended {
+                    exit_code: state.and_then(|s| s.exit_code),
+                    stopped: self
+                        .db
+                        .cancel_requested_at(run.id)
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|_| StopReason::Canceled),
+                };
+                // Finalizing → Finalizing is not a transition: go straight to the end.
+                self.finish_from_finalizing(&run, &container, ended).await;
+            }
+            _ => {}
+        }
+    }
+
+    async fn finish_from_finalizing(&self, run: &Run, container: &str, ended: Ended) {
+        let kept = files::collect_files(&self.engine, &self.storage, container, run.id).await;
+        let (status, error) = match (ended.stopped, ended.exit_code, kept) {
+            (_, _, Err(err)) => (RunStatus::Failed, Some(err.to_string())),
+            (Some(_), _, _) => (RunStatus::Canceled, None),
+            (None, Some(0), _) => (RunStatus::Completed, None),
+            (None, code, _) => (
+                RunStatus::Failed,
+                Some(format!(
+                    "the process exited with code {}",
+                    code.unwrap_or(-1)
+                )),
+            ),
+        };
+        let _ = self
+            .transition(
+                run,
+                status,
+                "finalized after a server restart",
+                error.as_deref(),
+            )
+            .await;
+        self.cleanup(run, Some(container)).await;
+    }
+}
+
+fn build_line(seq: i64, line: String) -> LogLine {
+    LogLine {
+        source: "build".to_string(),
+        seq,
+        at: chrono::Utc::now(),
+        line,
+    }
+}
+
+/// A tar that creates the working directory with `outputs/` and `logs/`,
+/// writable by any user the image runs as.
+fn workdir_skeleton() -> Result<Vec<u8>, Stop> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for dir in ["workspace/", "workspace/outputs/", "workspace/logs/"] {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o777);
+        header.set_size(0);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, dir, std::io::empty())
+            .map_err(|e| Stop::Failed(format!("preparing the working directory: {e}")))?;
+    }
+    builder
+        .into_inner()
+        .map_err(|e| Stop::Failed(format!("preparing the working directory: {e}")))
+}

@@ -1,0 +1,215 @@
+//! Watching a running container: its output into the run's log, `./logs`
+//! tailed, cancel requests and the time limit honoured, until it exits.
+
+use futures::StreamExt;
+use std::time::{Duration, Instant};
+use tokio::time::MissedTickBehavior;
+use trainyard_db::runs::Run;
+
+use super::files::tail_logs_dir;
+use super::writer::LogWriter;
+use super::Executor;
+use crate::container::OutputStream;
+use crate::lines::LineSplitter;
+use crate::DockerError;
+
+/// Why the executor stopped a container itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StopReason {
+    /// A user canceled the run.
+    Canceled,
+    /// The run passed its time limit.
+    TimedOut,
+}
+
+/// How a container's life ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ended {
+    pub exit_code: Option<i64>,
+    pub stopped: Option<StopReason>,
+}
+
+fn source(stream: OutputStream) -> &'static str {
+    match stream {
+        OutputStream::Stdout => "stdout",
+        OutputStream::Stderr => "stderr",
+    }
+}
+
+/// Splitters for both streams of one pass.
+#[derive(Default)]
+struct Splitters {
+    stdout: LineSplitter,
+    stderr: LineSplitter,
+}
+
+impl Splitters {
+    fn get(&mut self, stream: OutputStream) -> &mut LineSplitter {
+        match stream {
+            OutputStream::Stdout => &mut self.stdout,
+            OutputStream::Stderr => &mut self.stderr,
+        }
+    }
+}
+
+impl Executor {
+    /// Follows the container until it exits, then reads its output once more
+    /// from the start: a follow can end early without error when the
+    /// container exits just as it attaches, and the second pass stores
+    /// whatever the first missed.
+    pub(crate) async fn supervise(&self, run: &Run, container: &str) -> Result<Ended, DockerError> {
+        let mut writer = LogWriter::open(self.db.clone(), run.id)
+            .await
+            .map_err(db_error)?;
+        let limit = run_time_limit(run);
+        let started = run
+            .started_at
+            .map(|t| t.into())
+            .unwrap_or_else(std::time::SystemTime::now);
+        let mut watch = Watch {
+            stopped: None,
+            last_cancel_check: Instant::now(),
+            last_tail: Instant::now(),
+        };
+
+        let mut output = self.engine.output(container, true).boxed();
+        let mut splitters = Splitters::default();
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                chunk = output.next() => match chunk {
+                    Some(Ok(chunk)) => {
+                        for line in splitters.get(chunk.stream).push(&chunk.bytes) {
+                            writer.offer(source(chunk.stream), chunk.at, line);
+                        }
+                        writer.flush_if_due().await.map_err(db_error)?;
+                    }
+                    Some(Err(err)) => {
+                        tracing::warn!(run_id = %run.id, error = %err, "log follow failed; re-reading after exit");
+                        break;
+                    }
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    writer.flush_if_due().await.map_err(db_error)?;
+                    self.watch(run, container, &mut watch, &mut writer, limit, started).await?;
+                }
+            }
+        }
+        drop(output);
+
+        let exit_code = loop {
+            match self.engine.container_state(container).await? {
+                Some(state) if state.running => {
+                    self.watch(run, container, &mut watch, &mut writer, limit, started)
+                        .await?;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Some(state) => break state.exit_code,
+                None => break None,
+            }
+        };
+
+        // The final pass: everything from the start, partial last lines included.
+        writer.restart("stdout");
+        writer.restart("stderr");
+        let mut splitters = Splitters::default();
+        let mut output = self.engine.output(container, false).boxed();
+        let mut last_at = chrono::Utc::now();
+        while let Some(chunk) = output.next().await {
+            let chunk = chunk?;
+            last_at = chunk.at;
+            for line in splitters.get(chunk.stream).push(&chunk.bytes) {
+                writer.offer(source(chunk.stream), chunk.at, line);
+            }
+            writer.flush_if_due().await.map_err(db_error)?;
+        }
+        for stream in [OutputStream::Stdout, OutputStream::Stderr] {
+            if let Some(rest) = splitters.get(stream).finish() {
+                writer.offer(source(stream), last_at, rest);
+            }
+        }
+        tail_logs_dir(&self.engine, container, &mut writer, true).await?;
+        writer.flush().await.map_err(db_error)?;
+        Ok(Ended {
+            exit_code,
+            stopped: watch.stopped,
+        })
+    }
+
+    /// The periodic checks while a container runs.
+    async fn watch(
+        &self,
+        run: &Run,
+        container: &str,
+        watch: &mut Watch,
+        writer: &mut LogWriter,
+        limit: Option<Duration>,
+        started: std::time::SystemTime,
+    ) -> Result<(), DockerError> {
+        if watch.stopped.is_none() && watch.last_cancel_check.elapsed() >= Duration::from_secs(1) {
+            watch.last_cancel_check = Instant::now();
+            if self
+                .db
+                .cancel_requested_at(run.id)
+                .await
+                .map_err(db_error)?
+                .is_some()
+            {
+                self.stop_in_background(run, container, StopReason::Canceled, watch);
+            }
+        }
+        if watch.stopped.is_none() {
+            if let Some(limit) = limit {
+                if started.elapsed().unwrap_or_default() >= limit {
+                    self.stop_in_background(run, container, StopReason::TimedOut, watch);
+                }
+            }
+        }
+        if watch.last_tail.elapsed() >= self.config.logs_poll {
+            watch.last_tail = Instant::now();
+            tail_logs_dir(&self.engine, container, writer, false).await?;
+        }
+        Ok(())
+    }
+
+    /// Stops the container without holding up the log pump: SIGTERM, then
+    /// SIGKILL after the grace period.
+    fn stop_in_background(
+        &self,
+        run: &Run,
+        container: &str,
+        reason: StopReason,
+        watch: &mut Watch,
+    ) {
+        tracing::info!(run_id = %run.id, ?reason, "stopping the run's container");
+        watch.stopped = Some(reason);
+        let engine = self.engine.clone();
+        let container = container.to_string();
+        let grace = self.config.stop_grace_seconds;
+        tokio::spawn(async move {
+            if let Err(err) = engine.stop_container(&container, grace).await {
+                tracing::warn!(error = %err, "stopping a container failed");
+            }
+        });
+    }
+}
+
+struct Watch {
+    stopped: Option<StopReason>,
+    last_cancel_check: Instant,
+    last_tail: Instant,
+}
+
+fn run_time_limit(run: &Run) -> Option<Duration> {
+    run.spec
+        .0
+        .get("time_limit_seconds")
+        .and_then(|v| v.as_u64())
+        .map(Duration::from_secs)
+}
+
+pub(crate) fn db_error(err: trainyard_db::DbError) -> DockerError {
+    DockerError::Other(format!("database: {err}"))
+}
