@@ -428,3 +428,139 @@ async fn snapshots_are_stored_once_and_limited() {
         Some("snapshot"),
     );
 }
+
+/// The host's CA bundle: this machine's network intercepts TLS, so pip inside
+/// a build reaches PyPI only when the build trusts it.
+fn host_ca_bundle() -> Vec<u8> {
+    std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default()
+}
+
+#[tokio::test]
+async fn pip_packages_install_through_the_extra_ca_certificates() {
+    let Some((app, token)) = setup(Options {
+        extra_ca: host_ca_bundle(),
+        ..Options::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let environment = json!({ "spec": { "pip_packages": ["six==1.16.0"] } });
+    let run = app
+        .run(
+            "lab",
+            &token,
+            "exec",
+            json!({ "command": ["python3", "-c", "import six, numpy; print(six.__version__)"], "environment": environment }),
+        )
+        .await;
+    let ended = app
+        .wait_for_end("lab", &token, &id(&run), Duration::from_secs(300))
+        .await;
+    assert_eq!(ended["status"], "Completed", "{ended}");
+    assert_eq!(
+        app.log_lines("lab", &token, &id(&run), "stdout").await[0]["line"],
+        "1.16.0"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_pip_package_fails_the_run_in_preparing() {
+    let Some((app, token)) = setup(Options {
+        extra_ca: host_ca_bundle(),
+        ..Options::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let environment = json!({ "spec": { "pip_packages": ["trainyard-no-such-package==0.0.0"] } });
+    let run = app
+        .run(
+            "lab",
+            &token,
+            "exec",
+            json!({ "command": ["true"], "environment": environment }),
+        )
+        .await;
+    let ended = app
+        .wait_for_end("lab", &token, &id(&run), Duration::from_secs(300))
+        .await;
+    assert_eq!(ended["status"], "Failed");
+    let error = ended["error"].as_str().unwrap();
+    assert!(
+        error.contains("image build failed") && error.contains("trainyard-no-such-package"),
+        "{error}"
+    );
+    let (_, events) = app
+        .get(
+            &format!("/api/v1/workspaces/lab/runs/{}/events", id(&run)),
+            &token,
+        )
+        .await;
+    assert_eq!(
+        events["items"].as_array().unwrap().last().unwrap()["from"],
+        "Preparing"
+    );
+}
+
+#[tokio::test]
+async fn the_log_follows_live_over_server_sent_events() {
+    let Some((app, token)) = setup(Options::default()).await else {
+        return;
+    };
+    let run = app
+        .run(
+            "lab",
+            &token,
+            "exec",
+            json!({ "command": ["sh", "-c", "for i in 1 2 3 4 5; do echo tick $i; sleep 0.3; done"], "environment": busybox_env() }),
+        )
+        .await;
+    let response = app
+        .request(
+            reqwest::Method::GET,
+            &format!("/api/v1/workspaces/lab/runs/{}/logs/follow", id(&run)),
+            &token,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let text = tokio::time::timeout(Duration::from_secs(120), response.text())
+        .await
+        .expect("the stream ends with the run")
+        .unwrap();
+    let mut lines = Vec::new();
+    let mut statuses = Vec::new();
+    let mut event = String::new();
+    for row in text.lines() {
+        if let Some(name) = row
+            .strip_prefix("event: ")
+            .or_else(|| row.strip_prefix("event:"))
+        {
+            event = name.trim().to_string();
+        } else if let Some(data) = row
+            .strip_prefix("data: ")
+            .or_else(|| row.strip_prefix("data:"))
+        {
+            match event.as_str() {
+                "line" => lines.push(
+                    serde_json::from_str::<Value>(data).unwrap()["line"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                ),
+                "status" => statuses.push(data.to_string()),
+                "end" => statuses.push(format!("end {data}")),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(
+        lines,
+        (1..=5).map(|i| format!("tick {i}")).collect::<Vec<_>>()
+    );
+    assert_eq!(statuses.last().unwrap(), "end Completed");
+    assert!(statuses.contains(&"Running".to_string()), "{statuses:?}");
+}
