@@ -4,13 +4,15 @@
 //! Also the reconciliation pass that re-adopts containers after a restart.
 
 mod files;
+mod outcome;
+mod reconcile;
 mod supervise;
 mod writer;
 
 pub use files::run_files_prefix;
 
 use bytes::Bytes;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use trainyard_core::run_spec::WORKDIR;
@@ -21,7 +23,7 @@ use trainyard_db::runs::Run;
 use trainyard_db::Db;
 use trainyard_storage::Storage;
 
-use self::supervise::{db_error, Ended, StopReason};
+use self::outcome::{outcome, Ended};
 use crate::container::ContainerSpec;
 use crate::{DockerError, Engine, LABEL_OWNER, LABEL_RUN_ID, LABEL_WORKSPACE};
 
@@ -262,40 +264,7 @@ impl Executor {
             let _ = self.db.set_run_exit_code(run.id, code as i32).await;
         }
         let kept = files::collect_files(&self.engine, &self.storage, container, run.id).await;
-        let (status, reason, error) = match (ended.stopped, ended.exit_code, kept) {
-            (_, _, Err(err)) => (
-                RunStatus::Failed,
-                "keeping its files failed".to_string(),
-                Some(err.to_string()),
-            ),
-            (Some(StopReason::Canceled), _, _) => {
-                (RunStatus::Canceled, "canceled by user".to_string(), None)
-            }
-            (Some(StopReason::TimedOut), _, _) => {
-                let limit = run
-                    .spec
-                    .0
-                    .get("time_limit_seconds")
-                    .and_then(|v| v.as_u64())
-                    .unwrap_or(0);
-                let message =
-                    format!("the run exceeded its time limit of {limit} s and was stopped");
-                (RunStatus::Failed, message.clone(), Some(message))
-            }
-            (None, Some(0), _) => (
-                RunStatus::Completed,
-                "the process exited with code 0".to_string(),
-                None,
-            ),
-            (None, Some(code), _) => {
-                let message = format!("the process exited with code {code}");
-                (RunStatus::Failed, message.clone(), Some(message))
-            }
-            (None, None, _) => {
-                let message = "the container disappeared before it exited".to_string();
-                (RunStatus::Failed, message.clone(), Some(message))
-            }
-        };
+        let (status, reason, error) = outcome(run, ended, kept.map(|_| ()));
         let _ = self
             .transition(run, status, &reason, error.as_deref())
             .await;
@@ -361,139 +330,6 @@ impl Executor {
             .map(|_| ())
             .map_err(|e| Stop::Failed(e.to_string()))
     }
-
-    /// After a restart: re-adopts the active runs this replica owned (or whose
-    /// owner's lease lapsed). Running containers are followed again from the
-    /// last stored log line; containers that exited meanwhile are finalized;
-    /// runs with no container fail with the reason; containers of runs that
-    /// are not active are removed.
-    pub async fn reconcile(
-        &self,
-        lease: Duration,
-    ) -> Result<Vec<tokio::task::JoinHandle<()>>, DockerError> {
-        let runs = self
-            .db
-            .adopt_active_runs(&self.config.owner, lease)
-            .await
-            .map_err(db_error)?;
-        let containers = self.engine.run_containers(&self.config.owner).await?;
-        let active: HashSet<String> = runs.iter().map(|r| r.id.to_string()).collect();
-        for (container, run_id, _) in &containers {
-            if !active.contains(run_id) {
-                let run = uuid::Uuid::parse_str(run_id).ok();
-                let known_active = match run {
-                    Some(id) => self
-                        .db
-                        .get_run_for_executor(id)
-                        .await
-                        .map(|r| !r.status().is_terminal())
-                        .unwrap_or(false),
-                    None => false,
-                };
-                if !known_active {
-                    tracing::info!(%container, %run_id, "removing a container of no active run");
-                    let _ = self.engine.remove_container(container).await;
-                }
-            }
-        }
-        let mut tasks = Vec::new();
-        for run in runs {
-            let container = run
-                .container_id
-                .clone()
-                .filter(|id| containers.iter().any(|(c, _, _)| c == id));
-            let executor = self.clone();
-            tasks.push(tokio::spawn(async move {
-                executor.readopt(run, container).await
-            }));
-        }
-        Ok(tasks)
-    }
-
-    #[tracing::instrument(skip_all, fields(run_id = %run.id))]
-    async fn readopt(&self, run: Run, container: Option<String>) {
-        let Some(container) = container else {
-            let reason = format!(
-                "the server stopped while the run was {}, and its container is gone; submit it again",
-                run.status()
-            );
-            let _ = self
-                .transition(
-                    &run,
-                    RunStatus::Failed,
-                    "lost during a server restart",
-                    Some(&reason),
-                )
-                .await;
-            self.cleanup(&run, None).await;
-            return;
-        };
-        tracing::info!(%container, status = %run.status(), "re-adopting the run's container");
-        match run.status() {
-            RunStatus::Preparing | RunStatus::Starting => {
-                // Created but maybe not started: start it unless it already ran.
-                let state = self.engine.container_state(&container).await.ok().flatten();
-                if run.status() == RunStatus::Preparing {
-                    let _ = self
-                        .transition(&run, RunStatus::Starting, "image ready", None)
-                        .await;
-                }
-                if state.is_some_and(|s| !s.running && s.exit_code == Some(0)) || state.is_none() {
-                    let _ = self.engine.start_container(&container).await;
-                }
-                if self
-                    .transition(&run, RunStatus::Running, "container started", None)
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                self.supervise_and_finish(&run, &container).await;
-            }
-            RunStatus::Running => self.supervise_and_finish(&run, &container).await,
-            RunStatus::Finalizing => {
-                let state = self.engine.container_state(&container).await.ok().flatten();
-                let ended = Ended {
-                    exit_code: state.and_then(|s| s.exit_code),
-                    stopped: self
-                        .db
-                        .cancel_requested_at(run.id)
-                        .await
-                        .ok()
-                        .flatten()
-                        .map(|_| StopReason::Canceled),
-                };
-                // Finalizing → Finalizing is not a transition: go straight to the end.
-                self.finish_from_finalizing(&run, &container, ended).await;
-            }
-            _ => {}
-        }
-    }
-
-    async fn finish_from_finalizing(&self, run: &Run, container: &str, ended: Ended) {
-        let kept = files::collect_files(&self.engine, &self.storage, container, run.id).await;
-        let (status, error) = match (ended.stopped, ended.exit_code, kept) {
-            (_, _, Err(err)) => (RunStatus::Failed, Some(err.to_string())),
-            (Some(_), _, _) => (RunStatus::Canceled, None),
-            (None, Some(0), _) => (RunStatus::Completed, None),
-            (None, code, _) => (
-                RunStatus::Failed,
-                Some(format!(
-                    "the process exited with code {}",
-                    code.unwrap_or(-1)
-                )),
-            ),
-        };
-        let _ = self
-            .transition(
-                run,
-                status,
-                "finalized after a server restart",
-                error.as_deref(),
-            )
-            .await;
-        self.cleanup(run, Some(container)).await;
-    }
 }
 
 fn build_line(seq: i64, line: String) -> LogLine {
@@ -509,14 +345,19 @@ fn build_line(seq: i64, line: String) -> LogLine {
 /// writable by any user the image runs as.
 fn workdir_skeleton() -> Result<Vec<u8>, Stop> {
     let mut builder = tar::Builder::new(Vec::new());
-    for dir in ["workspace/", "workspace/outputs/", "workspace/logs/"] {
+    let root = WORKDIR.trim_start_matches('/');
+    for dir in [
+        format!("{root}/"),
+        format!("{root}/outputs/"),
+        format!("{root}/logs/"),
+    ] {
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(tar::EntryType::Directory);
         header.set_mode(0o777);
         header.set_size(0);
         header.set_cksum();
         builder
-            .append_data(&mut header, dir, std::io::empty())
+            .append_data(&mut header, &dir, std::io::empty())
             .map_err(|e| Stop::Failed(format!("preparing the working directory: {e}")))?;
     }
     builder

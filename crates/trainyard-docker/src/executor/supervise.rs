@@ -7,27 +7,12 @@ use tokio::time::MissedTickBehavior;
 use trainyard_db::runs::Run;
 
 use super::files::tail_logs_dir;
+use super::outcome::{Ended, StopReason};
 use super::writer::LogWriter;
 use super::Executor;
 use crate::container::OutputStream;
 use crate::lines::LineSplitter;
 use crate::DockerError;
-
-/// Why the executor stopped a container itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StopReason {
-    /// A user canceled the run.
-    Canceled,
-    /// The run passed its time limit.
-    TimedOut,
-}
-
-/// How a container's life ended.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Ended {
-    pub exit_code: Option<i64>,
-    pub stopped: Option<StopReason>,
-}
 
 fn source(stream: OutputStream) -> &'static str {
     match stream {
