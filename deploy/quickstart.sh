@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# From a fresh Debian machine to a running Trainyard with a submitted run:
-# installs what is missing, builds the server, starts it on embedded defaults
-# (its own PostgreSQL in the data directory, the local Docker engine), and
-# submits a first run through the API.
+# From a fresh Debian machine to a running Trainyard and a finished run:
+# installs what is missing, builds the base images and the server, starts it
+# on embedded defaults (its own PostgreSQL in the data directory, the local
+# Docker engine), and runs examples/hello/train.py in a container.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,28 +34,27 @@ else
     curl -fsS "${base}/readyz" >/dev/null || { echo "the server did not start; see ${data_dir}/server.log" >&2; exit 1; }
 fi
 
-token="${TRAINYARD_ADMIN_TOKEN:-$(cat "${data_dir}/admin-token")}"
-api() {
-    local method=$1 path=$2 body=${3:-}
-    curl -sS -X "$method" "${base}/api/v1${path}" \
-        -H "Authorization: Bearer ${token}" -H 'Content-Type: application/json' \
-        ${body:+-d "$body"}
-}
+export TRAINYARD_URL="$base"
+export TRAINYARD_TOKEN="${TRAINYARD_ADMIN_TOKEN:-$(cat "${data_dir}/admin-token")}"
+export TRAINYARD_WORKSPACE=quickstart
 
-echo "==> workspace 'quickstart', experiment 'hello', one run"
-api POST /workspaces '{"name": "quickstart"}' >/dev/null || true
-api PUT /workspaces/quickstart/experiments/hello '{}' >/dev/null
-run=$(api POST /workspaces/quickstart/runs '{"experiment": "hello", "display_name": "first run"}')
-echo "$run"
-run_id=$(printf '%s' "$run" | jq -r .id)
-echo "==> its history:"
-api GET "/workspaces/quickstart/runs/${run_id}/events"
-echo
+echo "==> workspace 'quickstart'"
+curl -sS -o /dev/null -X POST "${base}/api/v1/workspaces" \
+    -H "Authorization: Bearer ${TRAINYARD_TOKEN}" -H 'Content-Type: application/json' \
+    -d '{"name": "quickstart"}' || true
+
+echo "==> running examples/hello/train.py in the default Python image"
+run_id=$("$bin" run submit --source examples/hello --script train.py --experiment hello)
+"$bin" run wait "$run_id"
+echo "==> its files:"
+"$bin" run files "$run_id"
+
 cat <<DONE
 
 Trainyard is running at ${base}
   API docs:     ${base}/api/v1/docs/
   admin token:  ${data_dir}/admin-token
   server log:   ${data_dir}/server.log
+  the run:      $bin run show ${run_id}
   stop it with: kill \$(cat ${data_dir}/server.pid)
 DONE

@@ -77,6 +77,16 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// A request carries more items than one request may.
+    #[error("{field} holds {count} items; at most {limit} are accepted in one request")]
+    BatchTooLarge {
+        /// The list at fault.
+        field: &'static str,
+        /// How many it held.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The body is not JSON.
     #[error("expected a body with content type application/json")]
     UnsupportedMediaType,
@@ -135,6 +145,12 @@ impl ApiError {
                 "Snapshot too large",
                 None,
             ),
+            BatchTooLarge { field, .. } => (
+                StatusCode::BAD_REQUEST,
+                "batch_too_large",
+                "Batch too large",
+                Some((*field).to_string()),
+            ),
             UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -176,6 +192,7 @@ impl From<DbError> for ApiError {
             DbError::Conflict { what, field } => ApiError::Conflict { what, field },
             DbError::Transition(t) => ApiError::Transition(t),
             DbError::BadCursor => ApiError::invalid("cursor", "is not a cursor this server issued"),
+            err @ DbError::MetricKind { .. } => ApiError::invalid("metrics", err.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

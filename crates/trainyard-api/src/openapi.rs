@@ -24,6 +24,7 @@ pub const API_VERSION: &str = "1.0.0";
         (name = "runs", description = "Runs: submission, tags, properties, status history, logs and files"),
         (name = "snapshots", description = "Source snapshots, stored once by content"),
         (name = "environments", description = "Named, versioned environments and their images"),
+        (name = "metrics", description = "Metrics runs log: scalars, lists, rows, tables, images"),
     )
 )]
 pub(crate) struct ApiDoc;

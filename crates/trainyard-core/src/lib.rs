@@ -4,12 +4,14 @@
 //! and the one place that decides which run status may follow which.
 
 pub mod environment;
+pub mod metrics;
 pub mod role;
 pub mod run_spec;
 pub mod run_status;
 pub mod validate;
 
 pub use environment::EnvironmentSpec;
+pub use metrics::{MetricKind, MetricValue};
 pub use role::Role;
 pub use run_spec::{Resources, RunEnvironment, RunSpec};
 pub use run_status::{RunStatus, TransitionError};

@@ -17,6 +17,14 @@ pub enum DbError {
     /// The run state machine refused a status change.
     #[error(transparent)]
     Transition(#[from] TransitionError),
+    /// A metric was logged with another shape than it has.
+    #[error("metric {name:?} is a {existing} metric; log it with that shape or use another name")]
+    MetricKind {
+        /// The metric.
+        name: String,
+        /// The shape it has.
+        existing: &'static str,
+    },
     /// A pagination cursor that this store did not hand out.
     #[error("cursor is not one this server issued")]
     BadCursor,

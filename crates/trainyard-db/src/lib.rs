@@ -7,6 +7,7 @@ pub mod environments;
 mod error;
 pub mod experiments;
 pub mod logs;
+pub mod metrics;
 mod page;
 pub mod queue;
 pub mod runs;

@@ -1,5 +1,7 @@
-//! `trainyard`: the server (`serve`, `migrate`, `openapi`).
+//! `trainyard`: the server (`serve`, `migrate`, `openapi`) and its
+//! command-line client (`run`, `env`, `images`).
 
+mod cli;
 mod config;
 mod serve;
 mod telemetry;
@@ -28,6 +30,15 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Submits, follows, inspects and cancels runs.
+    #[command(subcommand)]
+    Run(cli::run::RunCommand),
+    /// Registers and shows environments.
+    #[command(subcommand)]
+    Env(cli::env::EnvCommand),
+    /// Builds the default base images with the local Docker engine.
+    #[command(subcommand)]
+    Images(cli::images::ImagesCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,6 +55,9 @@ fn main() -> anyhow::Result<()> {
             telemetry::init(config.log_format);
             runtime()?.block_on(serve::migrate(config))
         }
+        Command::Run(command) => cli::exit(runtime()?.block_on(cli::run::execute(command))),
+        Command::Env(command) => cli::exit(runtime()?.block_on(cli::env::execute(command))),
+        Command::Images(command) => cli::exit(cli::images::execute(command)),
     }
 }
 

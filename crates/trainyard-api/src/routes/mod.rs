@@ -3,6 +3,7 @@
 mod environments;
 mod experiments;
 mod health;
+mod metrics;
 mod runs;
 mod snapshots;
 mod tokens;
@@ -25,7 +26,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(experiments::router())
         .merge(runs::router())
         .merge(snapshots::router())
-        .merge(environments::router());
+        .merge(environments::router())
+        .merge(metrics::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .nest("/api/v1", api)
