@@ -6,6 +6,7 @@ mod execution;
 mod experiments;
 mod health;
 mod isolation;
+mod metrics;
 mod openapi;
 mod runs;
 mod tokens;

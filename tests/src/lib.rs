@@ -277,6 +277,14 @@ impl TestApp {
         body
     }
 
+    /// The id of a workspace, by name.
+    pub async fn workspace_id(&self, name: &str) -> String {
+        let (_, body) = self
+            .get(&format!("/api/v1/workspaces/{name}"), &self.admin)
+            .await;
+        body["id"].as_str().expect("workspace id").to_string()
+    }
+
     /// Creates a token with `role` in `workspace` and returns its secret.
     pub async fn token(&self, workspace: &str, role: &str) -> String {
         let (status, body) = self
