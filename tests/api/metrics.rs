@@ -362,3 +362,93 @@ async fn runs_are_compared_metric_by_metric() {
         Some("run"),
     );
 }
+
+#[tokio::test]
+async fn runs_are_sorted_and_filtered_by_metrics_and_properties() {
+    let (app, token, first_bare) = setup().await;
+    let mut ids = Vec::new();
+    for (i, acc) in [0.7, 0.95, 0.85, 0.9].into_iter().enumerate() {
+        let run = app
+            .run(
+                "lab",
+                &token,
+                "exp",
+                json!({ "properties": { "arch": if i % 2 == 0 { "cnn" } else { "mlp" } } }),
+            )
+            .await;
+        let id = run["id"].as_str().unwrap().to_string();
+        app.post(
+            &metrics_path(&id),
+            &token,
+            json!({ "metrics": [{ "name": "acc", "value": acc }] }),
+        )
+        .await;
+        ids.push(id);
+    }
+    // Runs without the metric sort last, newest first.
+    let bare = app.run("lab", &token, "exp", json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let list = |query: String| {
+        let app = &app;
+        let token = &token;
+        async move {
+            let (status, body) = app
+                .get(&format!("/api/v1/workspaces/lab/runs?{query}"), token)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{query}: {body}");
+            body
+        }
+    };
+    let names = |body: &Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let sorted = list("order_by=metric:acc&limit=2".into()).await;
+    assert_eq!(names(&sorted), vec![ids[1].clone(), ids[3].clone()]);
+    let cursor = sorted["next_cursor"].as_str().unwrap().to_string();
+    let rest = list(format!("order_by=metric:acc&limit=10&cursor={cursor}")).await;
+    assert_eq!(
+        names(&rest),
+        vec![
+            ids[2].clone(),
+            ids[0].clone(),
+            bare.clone(),
+            first_bare.clone()
+        ]
+    );
+    let ascending = list("order_by=metric:acc&order=asc&limit=1".into()).await;
+    assert_eq!(names(&ascending), vec![ids[0].clone()]);
+
+    let good = list("metric=acc%3E%3D0.9".into()).await;
+    assert_eq!(names(&good).len(), 2);
+    let good_mlp = list("metric=acc%3E0.8&property=arch%3Dmlp".into()).await;
+    assert_eq!(names(&good_mlp).len(), 2);
+    let cnn = list("property=arch%3Dcnn&metric=acc%3C0.9".into()).await;
+    assert_eq!(names(&cnn), vec![ids[2].clone(), ids[0].clone()]);
+
+    let bad = app
+        .get("/api/v1/workspaces/lab/runs?metric=acc~1", &token)
+        .await;
+    assert_problem(
+        &bad,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("metric"),
+    );
+    let bad = app
+        .get("/api/v1/workspaces/lab/runs?order_by=size", &token)
+        .await;
+    assert_problem(
+        &bad,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("order_by"),
+    );
+}

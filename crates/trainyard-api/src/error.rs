@@ -64,12 +64,12 @@ pub enum ApiError {
     #[error(transparent)]
     Transition(#[from] TransitionError),
     /// The request body is over the limit.
-    #[error(
-        "request body is larger than the limit of {limit} bytes (setting max_request_body_bytes)"
-    )]
+    #[error("request body is larger than the limit of {limit} bytes{}", setting.map(|s| format!(" (setting {s})")).unwrap_or_default())]
     TooLarge {
         /// The limit in bytes.
-        limit: usize,
+        limit: u64,
+        /// The setting that raises it, if one does.
+        setting: Option<&'static str>,
     },
     /// A source snapshot is over the limit.
     #[error("the snapshot is larger than the limit of {limit} bytes (setting max_snapshot_bytes); leave files out with a .trainyardignore file (gitignore syntax) in the source directory")]

@@ -53,7 +53,8 @@ impl<T: Serialize> IntoResponse for AppJson<T> {
 fn body_error(rejection: BytesRejection, limits: Limits) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::TooLarge {
-            limit: limits.max_request_body_bytes,
+            limit: limits.max_request_body_bytes as u64,
+            setting: Some("max_request_body_bytes"),
         }
     } else {
         ApiError::BadRequest {

@@ -10,6 +10,7 @@ pub mod logs;
 pub mod metrics;
 mod page;
 pub mod queue;
+pub mod run_list;
 pub mod runs;
 pub mod snapshots;
 pub mod tokens;

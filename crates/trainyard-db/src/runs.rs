@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use trainyard_core::{RunStatus, TagKey, TagValue, TransitionError};
 use uuid::Uuid;
 
-use crate::{Cursor, Db, DbError, Page};
+use crate::{Cursor, Db, DbError};
 
 /// A run row.
 #[derive(Debug, Clone, FromRow)]
@@ -56,7 +56,7 @@ impl Run {
         RunStatus::parse(&self.status_name).unwrap_or(RunStatus::Failed)
     }
 
-    fn cursor(&self) -> Cursor {
+    pub(crate) fn cursor(&self) -> Cursor {
         Cursor {
             created_at: self.created_at,
             id: self.id,
@@ -92,23 +92,6 @@ pub struct NewRun {
     pub tags: Vec<(TagKey, TagValue)>,
     /// Descriptive key-values.
     pub properties: Vec<(TagKey, TagValue)>,
-}
-
-/// Which runs to list. Empty fields do not filter.
-#[derive(Debug, Default, Clone)]
-pub struct RunFilter {
-    /// Only runs of this experiment.
-    pub experiment_id: Option<Uuid>,
-    /// Only runs in one of these statuses.
-    pub statuses: Vec<RunStatus>,
-    /// Only runs carrying each of these tags with exactly this value.
-    pub tags: BTreeMap<String, String>,
-    /// Only runs carrying each of these tag keys, whatever the value.
-    pub tag_keys: Vec<String>,
-    /// Only runs submitted at or after this time.
-    pub created_after: Option<DateTime<Utc>>,
-    /// Only runs submitted before this time.
-    pub created_before: Option<DateTime<Utc>>,
 }
 
 /// The two key-value maps a run carries.
@@ -176,44 +159,6 @@ impl Db {
         .fetch_optional(self.pool())
         .await?
         .ok_or(DbError::NotFound("run"))
-    }
-
-    /// Lists a workspace's runs, newest first.
-    pub async fn list_runs(
-        &self,
-        workspace_id: Uuid,
-        filter: &RunFilter,
-        after: Option<Cursor>,
-        limit: i64,
-    ) -> Result<Page<Run>, DbError> {
-        let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
-        let rows = sqlx::query_as::<_, Run>(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM runs
-             WHERE workspace_id = $1
-               AND ($2::uuid IS NULL OR experiment_id = $2)
-               AND (cardinality($3::text[]) = 0 OR status = ANY($3))
-               AND tags @> $4
-               AND tags ?& $5
-               AND ($6::timestamptz IS NULL OR created_at >= $6)
-               AND ($7::timestamptz IS NULL OR created_at < $7)
-               AND ($8::timestamptz IS NULL OR (created_at, id) < ($8, $9))
-             ORDER BY created_at DESC, id DESC LIMIT $10"
-        ))
-        .bind(workspace_id)
-        .bind(filter.experiment_id)
-        .bind(&statuses)
-        .bind(Json(&filter.tags))
-        .bind(&filter.tag_keys)
-        .bind(filter.created_after)
-        .bind(filter.created_before)
-        .bind(after.map(|c| c.created_at))
-        .bind(after.map(|c| c.id))
-        .bind(limit + 1)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(Page::from_rows(rows, limit, Run::cursor))
     }
 
     /// Sets one key of a run's tags or properties.

@@ -86,7 +86,8 @@ pub(super) async fn log_metrics(
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge {
-                limit: MAX_METRICS_BODY_BYTES,
+                limit: MAX_METRICS_BODY_BYTES as u64,
+                setting: None,
             }
         } else {
             ApiError::BadRequest {

@@ -197,3 +197,94 @@ pub(super) async fn download_run_archive(
 fn storage_error(err: StorageError) -> ApiError {
     ApiError::Internal(err.to_string())
 }
+
+/// Largest single file a client may upload to a run.
+pub(crate) const MAX_UPLOAD_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+/// Where to store an uploaded file.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UploadQuery {
+    /// The file's path among the run's files (`images/loss/3.png`, `outputs/report.txt`).
+    pub path: String,
+}
+
+/// Uploads one file to a run's files (the SDK's `upload_file` and
+/// `log_image`); the body is the file's bytes, at most 2 GiB. A run's own
+/// token may upload only to that run.
+#[utoipa::path(put, path = "/workspaces/{workspace}/runs/{run_id}/files/upload", tag = "runs",
+    params(
+        ("workspace" = String, Path, description = "Workspace name or id"),
+        ("run_id" = Uuid, Path, description = "Run id"),
+        UploadQuery,
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 201, description = "Stored", body = RunFile),
+        (status = 413, description = "Over 2 GiB", body = Problem),
+        (status = 422, description = "The path is not a relative file path", body = Problem),
+    ))]
+pub(super) async fn upload_run_file(
+    State(state): State<AppState>,
+    scope: InWorkspace,
+    AppPath(path): AppPath<(String, Uuid)>,
+    AppQuery(query): AppQuery<UploadQuery>,
+    body: Body,
+) -> ApiResult<(axum::http::StatusCode, AppJson<RunFile>)> {
+    use futures::StreamExt;
+    use std::io::Write;
+    let (_, run_id) = path;
+    let workspace_id = scope.require_run_write(run_id)?;
+    state.db.get_run(workspace_id, run_id).await?;
+    let relative = query.path.trim_start_matches('/');
+    if relative.is_empty()
+        || relative
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+    {
+        return Err(ApiError::invalid(
+            "path",
+            "must be a relative file path without '.' or '..' parts",
+        ));
+    }
+    let mut file = tempfile::NamedTempFile::new().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut received = 0u64;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest {
+            code: "unreadable_body",
+            detail: e.to_string(),
+            field: None,
+        })?;
+        received += chunk.len() as u64;
+        if received > MAX_UPLOAD_BYTES {
+            return Err(ApiError::TooLarge {
+                limit: MAX_UPLOAD_BYTES,
+                setting: None,
+            });
+        }
+        file.write_all(&chunk)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
+    file.flush()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let key = format!("{}/{relative}", run_prefix(run_id));
+    state
+        .storage
+        .put_file(&key, file.path())
+        .await
+        .map_err(|err| match err {
+            StorageError::Invalid { reason } => ApiError::invalid("path", reason),
+            other => storage_error(other),
+        })?;
+    let stored = state.storage.head(&key).await.map_err(storage_error)?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        AppJson(RunFile {
+            path: relative.to_string(),
+            size: stored.size,
+            modified: stored.modified,
+        }),
+    ))
+}

@@ -1,8 +1,10 @@
 use axum::extract::State;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use trainyard_core::{Role, RunStatus};
-use trainyard_db::runs::RunFilter;
+use trainyard_db::run_list::{MetricOp, RunFilter};
 use trainyard_db::Db;
 use utoipa::{IntoParams, ToSchema};
 
@@ -26,6 +28,18 @@ pub struct ListRunsQuery {
     /// carry the tag at all; repeat for several.
     #[serde(default)]
     pub tag: Vec<String>,
+    /// Like `tag`, for properties.
+    #[serde(default)]
+    pub property: Vec<String>,
+    /// `name>value` (or `>=`, `<`, `<=`, `=`, `!=`) on a metric's latest
+    /// value; repeat for several.
+    #[serde(default)]
+    pub metric: Vec<String>,
+    /// `created` (newest first, the default) or `metric:<name>` to sort by a
+    /// metric's latest value (runs without it last).
+    pub order_by: Option<String>,
+    /// `desc` (default) or `asc`, for `order_by=metric:<name>`.
+    pub order: Option<String>,
     /// Only runs submitted at or after this RFC 3339 time.
     #[param(value_type = Option<DateTime<Utc>>)]
     pub created_after: Option<String>,
@@ -63,7 +77,6 @@ pub(super) async fn list_runs(
     AppQuery(query): AppQuery<ListRunsQuery>,
 ) -> ApiResult<AppJson<RunList>> {
     let workspace_id = scope.require(Role::Reader)?;
-    let (after, limit) = page_args(query.limit.as_deref(), query.cursor.as_deref())?;
     let mut filter = RunFilter {
         created_after: parse_time("created_after", query.created_after.as_deref())?,
         created_before: parse_time("created_before", query.created_before.as_deref())?,
@@ -78,22 +91,109 @@ pub(super) async fn list_runs(
         })?;
         filter.statuses.push(status);
     }
-    for tag in &query.tag {
-        match tag.split_once('=') {
-            Some((key, value)) => {
-                filter.tags.insert(key.to_string(), value.to_string());
-            }
-            None => filter.tag_keys.push(tag.clone()),
-        }
+    split_pairs(&query.tag, &mut filter.tags, &mut filter.tag_keys);
+    split_pairs(
+        &query.property,
+        &mut filter.properties,
+        &mut filter.property_keys,
+    );
+    for text in &query.metric {
+        let parsed = MetricOp::parse_filter(text).ok_or_else(|| {
+            ApiError::invalid(
+                "metric",
+                format!("{text:?} is not a metric filter such as accuracy>=0.9"),
+            )
+        })?;
+        filter.metrics.push(parsed);
     }
     if let Some(experiment) = &query.experiment {
-        filter.experiment_id = Some(db.find_experiment(workspace_id, experiment).await?.id);
+        filter.experiment_id = Some(
+            db.find_experiment(workspace_id, experiment)
+                .await
+                .map_err(|err| match err {
+                    trainyard_db::DbError::NotFound(_) => ApiError::invalid(
+                        "experiment",
+                        "no experiment with this id or name in the workspace",
+                    ),
+                    other => other.into(),
+                })?
+                .id,
+        );
     }
-    let page = db.list_runs(workspace_id, &filter, after, limit).await?;
-    Ok(AppJson(RunList {
-        items: page.items.into_iter().map(Into::into).collect(),
-        next_cursor: page.next.map(|c| c.encode()),
-    }))
+    let descending = match query.order.as_deref() {
+        None | Some("desc") => true,
+        Some("asc") => false,
+        Some(_) => return Err(ApiError::invalid("order", "must be asc or desc")),
+    };
+    match query.order_by.as_deref() {
+        None | Some("created") => {
+            let (after, limit) = page_args(query.limit.as_deref(), query.cursor.as_deref())?;
+            let page = db.list_runs(workspace_id, &filter, after, limit).await?;
+            Ok(AppJson(RunList {
+                items: page.items.into_iter().map(Into::into).collect(),
+                next_cursor: page.next.map(|c| c.encode()),
+            }))
+        }
+        Some(order) => {
+            let metric = order
+                .strip_prefix("metric:")
+                .filter(|m| !m.is_empty())
+                .ok_or_else(|| ApiError::invalid("order_by", "must be created or metric:<name>"))?;
+            let (_, limit) = page_args(query.limit.as_deref(), None)?;
+            let offset = query
+                .cursor
+                .as_deref()
+                .map(decode_offset)
+                .transpose()?
+                .unwrap_or(0);
+            let (runs, next) = db
+                .list_runs_by_metric(workspace_id, &filter, metric, descending, offset, limit)
+                .await?;
+            Ok(AppJson(RunList {
+                items: runs.into_iter().map(Into::into).collect(),
+                next_cursor: next.map(encode_offset),
+            }))
+        }
+    }
+}
+
+/// `key=value` pairs into `values`, bare `key`s into `keys`.
+fn split_pairs(
+    items: &[String],
+    values: &mut std::collections::BTreeMap<String, String>,
+    keys: &mut Vec<String>,
+) {
+    for item in items {
+        match item.split_once('=') {
+            Some((key, value)) => {
+                values.insert(key.to_string(), value.to_string());
+            }
+            None => keys.push(item.clone()),
+        }
+    }
+}
+
+/// Pages sorted by a metric are offset pages; their cursor says so.
+fn encode_offset(offset: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("offset|{offset}"))
+}
+
+fn decode_offset(text: &str) -> Result<i64, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|raw| {
+            raw.strip_prefix("offset|")
+                .and_then(|n| n.parse::<i64>().ok())
+        })
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "cursor",
+                "is not a cursor this server issued for this order",
+            )
+        })
 }
 
 fn parse_time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {

@@ -33,6 +33,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(files::list_run_files))
         .routes(routes!(files::download_run_file))
         .routes(routes!(files::download_run_archive))
+        .routes(routes!(files::upload_run_file))
 }
 
 /// A run as the API shows it.
