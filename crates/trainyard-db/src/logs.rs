@@ -50,8 +50,20 @@ impl Db {
 
     /// How many lines of each source are stored for a run (the next seq of each).
     pub async fn run_log_counts(&self, run_id: Uuid) -> Result<HashMap<String, i64>, DbError> {
+        // A loose index scan: one index probe per source and one for its last
+        // line, however many lines the run has (a GROUP BY would read them all).
         let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT source, max(seq) + 1 FROM run_logs WHERE run_id = $1 GROUP BY source",
+            "WITH RECURSIVE sources AS (
+                 (SELECT source FROM run_logs WHERE run_id = $1 ORDER BY source LIMIT 1)
+                 UNION ALL
+                 SELECT (SELECT l.source FROM run_logs l
+                         WHERE l.run_id = $1 AND l.source > s.source ORDER BY l.source LIMIT 1)
+                 FROM sources s WHERE s.source IS NOT NULL
+             )
+             SELECT s.source,
+                    (SELECT l.seq FROM run_logs l WHERE l.run_id = $1 AND l.source = s.source
+                     ORDER BY l.seq DESC LIMIT 1) + 1
+             FROM sources s WHERE s.source IS NOT NULL",
         )
         .bind(run_id)
         .fetch_all(self.pool())

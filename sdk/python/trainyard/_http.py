@@ -211,11 +211,13 @@ def _problem(err: urllib.error.HTTPError) -> TrainyardError:
     return TrainyardError(err.code, f"http_{err.code}", text, None, None, retry_after)
 
 
-def iter_sse(response: http.client.HTTPResponse) -> Iterator[SseEvent]:
+def iter_sse(response: http.client.HTTPResponse, keepalives: bool = False) -> Iterator[SseEvent]:
     """Reads Server-Sent Events from an open answer, line by line, as they come.
 
-    Comments (the server's keep-alives) are skipped; a blank line ends an
-    event. Ends when the server closes the stream.
+    A blank line ends an event. Comments (the server's keep-alives) are
+    skipped, or yielded as ``SseEvent(":", text)`` with ``keepalives=True``
+    (to let a caller check a deadline while nothing else happens). Ends when
+    the server closes the stream.
 
     Raises:
         TrainyardConnectionError: the connection broke or a read timed out.
@@ -236,6 +238,8 @@ def iter_sse(response: http.client.HTTPResponse) -> Iterator[SseEvent]:
             event, data = None, []
             continue
         if line.startswith(":"):
+            if keepalives:
+                yield SseEvent(":", line[1:].strip())
             continue
         field, _, value = line.partition(":")
         if value.startswith(" "):

@@ -90,14 +90,16 @@ class ScriptRunConfig:
             raise ValueError("give ScriptRunConfig a script or a command, not both")
         unknown = set(self.resources) - set(_RESOURCE_KEYS)
         if unknown:
-            raise ValueError(f"unknown resources {sorted(unknown)}: use {', '.join(_RESOURCE_KEYS)}")
+            raise ValueError(
+                f"unknown resources {sorted(unknown)}: use {', '.join(_RESOURCE_KEYS)}")
         if self.script:
             if self.source_directory is None:
                 raise ValueError("a script needs a source_directory")
             script = self.script.replace(os.sep, "/")
             path = os.path.join(self.source_directory, script)
             if not os.path.isfile(path):
-                raise FileNotFoundError(f"the script {self.script!r} is not in {self.source_directory!r}")
+                raise FileNotFoundError(
+                    f"the script {self.script!r} is not in {self.source_directory!r}")
             if IgnoreRules.for_dir(self.source_directory).is_ignored(script):
                 raise ValueError(f"the script {self.script!r} is left out by the ignore rules "
                                  f"(see .trainyardignore)")

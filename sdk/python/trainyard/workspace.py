@@ -58,8 +58,8 @@ class Workspace:
 
         The file's keys are ``url``, ``workspace`` and ``token``; the
         environment variables ``TRAINYARD_URL``, ``TRAINYARD_WORKSPACE`` and
-        ``TRAINYARD_TOKEN`` override them. Without a URL the default
-        ``http://127.0.0.1:8420`` is used.
+        ``TRAINYARD_TOKEN`` override them. Without a URL, ``TRAINYARD_API_URL``
+        (set inside a run's container) or else ``http://127.0.0.1:8420`` is used.
 
         Raises:
             ConfigError: no workspace or token was found, or the file is unreadable.
@@ -142,7 +142,8 @@ class Workspace:
         return {item["name"]: Environment._from_view(item) for item in answer.get("items", [])}
 
     def get_details(self) -> Dict[str, Any]:
-        """The workspace as the server shows it: ``id``, ``name``, ``description``, ``created_at``."""
+        """The workspace as the server shows it: ``id``, ``name``, ``description``,
+        ``created_at``."""
         return self._http.get(self._path())
 
     def write_config(self, path: Union[str, os.PathLike, None] = None,
@@ -219,4 +220,6 @@ def load_settings(path: Union[str, os.PathLike, None] = None,
         value = os.environ.get(variable)
         if value:
             settings[key] = value
+    if "url" not in settings and os.environ.get("TRAINYARD_API_URL"):
+        settings["url"] = os.environ["TRAINYARD_API_URL"]  # inside a run's container
     return settings, found

@@ -27,6 +27,11 @@ use self::outcome::{outcome, Ended};
 use crate::container::ContainerSpec;
 use crate::{DockerError, Engine, LABEL_OWNER, LABEL_RUN_ID, LABEL_WORKSPACE};
 
+/// The Python SDK, packed by the build script; copied into every container.
+const PYTHON_SDK: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/python-sdk.tar"));
+/// Where the SDK lands in the container (on `PYTHONPATH`).
+const PYTHON_SDK_DIR: &str = "/opt/trainyard/python";
+
 /// How the executor runs containers.
 #[derive(Debug, Clone)]
 pub struct ExecutorConfig {
@@ -194,6 +199,13 @@ impl Executor {
             format!("TRAINYARD_TOKEN={token}"),
             "PYTHONUNBUFFERED=1".to_string(),
         ]);
+        // The SDK goes after any path the run sets itself.
+        let python_path = match spec.environment_variables.get("PYTHONPATH") {
+            Some(own) => format!("PYTHONPATH={own}:{PYTHON_SDK_DIR}"),
+            None => format!("PYTHONPATH={PYTHON_SDK_DIR}"),
+        };
+        env.retain(|var| !var.starts_with("PYTHONPATH="));
+        env.push(python_path);
         let labels = HashMap::from([
             (LABEL_RUN_ID.to_string(), run.id.to_string()),
             (LABEL_WORKSPACE.to_string(), run.workspace_id.to_string()),
@@ -218,6 +230,9 @@ impl Executor {
             .map_err(|e| Stop::Failed(e.to_string()))?;
         self.engine
             .upload_archive(&container, "/", Bytes::from(workdir_skeleton()?))
+            .await?;
+        self.engine
+            .upload_archive(&container, "/", Bytes::from_static(PYTHON_SDK))
             .await?;
         if let Some(digest) = &spec.snapshot {
             let key = Storage::snapshot_key(digest)

@@ -1,0 +1,23 @@
+"""Azure ML's ``azureml.core`` names: ``from trainyard.core import Workspace, Run, …``.
+
+Also importable as module paths Azure code uses, e.g.
+``from trainyard.core import ScriptRunConfig, Environment``.
+"""
+
+from .environment import DockerSection, Environment
+from .exceptions import ActivityFailedException, UserErrorException
+from .experiment import Experiment
+from .run import Run
+from .script_run_config import ScriptRunConfig
+from .workspace import Workspace
+
+__all__ = [
+    "Workspace",
+    "Experiment",
+    "Environment",
+    "DockerSection",
+    "ScriptRunConfig",
+    "Run",
+    "ActivityFailedException",
+    "UserErrorException",
+]

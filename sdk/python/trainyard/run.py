@@ -1,0 +1,399 @@
+"""Runs: status, waiting, logging metrics, files, tags.
+
+Mirrors ``azureml.core.Run``. Inside a run's container ``Run.get_context()``
+is the run itself (from ``TRAINYARD_RUN_ID`` and friends); elsewhere it is an
+:class:`~trainyard.offline.OfflineRun` that prints what is logged.
+"""
+
+import os
+import shutil
+import threading
+import time
+from typing import TYPE_CHECKING, Any, BinaryIO, Dict, Iterable, List, Optional, Union
+
+from . import _follow
+from ._files import extract_archive, walk_folder
+from ._logging import LoggingMixin, read_stream
+from ._metrics import MetricsSender
+from ._results import combine_metric
+from .exceptions import RunFailedError, TrainyardError
+from .workspace import Workspace
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .experiment import Experiment
+
+__all__ = ["Run"]
+
+_CONTEXT_VARIABLES = ("TRAINYARD_RUN_ID", "TRAINYARD_API_URL", "TRAINYARD_WORKSPACE",
+                      "TRAINYARD_TOKEN")
+_context_runs: Dict[tuple, Any] = {}
+_context_lock = threading.Lock()
+
+
+class Run(LoggingMixin):
+    """A run of an experiment.
+
+    Args:
+        experiment: Its experiment.
+        run_id: Its id.
+
+    Example::
+
+        run = exp.submit(src)
+        run.wait_for_completion(show_output=True)
+        print(run.get_metrics())
+        run.download_files(prefix="outputs", output_directory="./results")
+    """
+
+    def __init__(self, experiment: Optional["Experiment"], run_id: str, **kwargs: Any) -> None:
+        self._experiment = experiment
+        workspace = kwargs.get("_workspace") or (experiment.workspace if experiment else None)
+        if workspace is None:
+            raise ValueError("a Run needs an experiment (or a workspace)")
+        self._workspace: Workspace = workspace
+        self._id = str(run_id)
+        self._view: Optional[Dict[str, Any]] = kwargs.get("_view")
+        self._sender: Optional[MetricsSender] = None
+        self._sender_lock = threading.Lock()
+
+    @classmethod
+    def _from_view(cls, experiment: Optional["Experiment"], view: Dict[str, Any],
+                   workspace: Optional[Workspace] = None) -> "Run":
+        return cls(experiment, view["id"], _view=view, _workspace=workspace)
+
+    @classmethod
+    def get(cls, workspace: Workspace, run_id: str) -> "Run":
+        """An existing run by id."""
+        view = workspace._http.get(workspace._path("runs", run_id))
+        return cls._from_view(None, view, workspace)
+
+    @classmethod
+    def get_context(cls, allow_offline: bool = True) -> Union["Run", Any]:
+        """The run this code executes in, or an ``OfflineRun`` outside of one.
+
+        Every call in a process returns the same object.
+
+        Inside a run the executor sets ``TRAINYARD_RUN_ID``, ``TRAINYARD_API_URL``,
+        ``TRAINYARD_WORKSPACE`` and ``TRAINYARD_TOKEN`` (a token that may write
+        only to this run).
+        """
+        key = tuple(os.environ.get(name) for name in _CONTEXT_VARIABLES)
+        run_id, url, workspace, token = key
+        if not (run_id and url and workspace and token) and not allow_offline:
+            raise RuntimeError("not inside a Trainyard run (TRAINYARD_RUN_ID is not set)")
+        with _context_lock:  # one object per process: one buffer, points kept in order
+            cached = _context_runs.get(key)
+            if cached is not None:
+                return cached
+            if run_id and url and workspace and token:
+                run: Any = cls(None, run_id, _workspace=Workspace(url, workspace, token))
+                run._experiment_id = os.environ.get("TRAINYARD_EXPERIMENT_ID") or None
+            else:
+                from .offline import OfflineRun
+
+                run = OfflineRun()
+            _context_runs[key] = run
+            return run
+
+    # -- identity ---------------------------------------------------------------
+
+    _experiment_id: Optional[str] = None
+
+    @property
+    def id(self) -> str:
+        """The run's id."""
+        return self._id
+
+    @property
+    def workspace(self) -> Workspace:
+        """The run's workspace."""
+        return self._workspace
+
+    @property
+    def experiment(self) -> "Experiment":
+        """The run's experiment (fetched on first use when not known)."""
+        if self._experiment is None:
+            from .experiment import Experiment
+
+            experiment_id = self._experiment_id or self._details()["experiment_id"]
+            self._experiment = Experiment.from_id(self._workspace, experiment_id)
+        return self._experiment
+
+    @property
+    def display_name(self) -> Optional[str]:
+        """The run's label."""
+        return self._details().get("display_name")
+
+    @property
+    def status(self) -> str:
+        """The status when last fetched (``get_status()`` asks the server)."""
+        return self._details().get("status", "")
+
+    @property
+    def tags(self) -> Dict[str, str]:
+        """The run's tags when last fetched."""
+        return dict(self._details().get("tags") or {})
+
+    @property
+    def properties(self) -> Dict[str, str]:
+        """The run's properties when last fetched."""
+        return dict(self._details().get("properties") or {})
+
+    def _path(self, *parts: Any) -> str:
+        return self._workspace._path("runs", self._id, *parts)
+
+    def _details(self) -> Dict[str, Any]:
+        if self._view is None:
+            self.get_details()
+        assert self._view is not None
+        return self._view
+
+    # -- status ---------------------------------------------------------------
+
+    def get_details(self) -> Dict[str, Any]:
+        """The run as the server shows it: ``status``, ``error``, ``exit_code``, ``spec``,
+        ``tags``, ``properties``, ``created_at``, ``started_at``, ``ended_at``, …"""
+        self._view = self._workspace._http.get(self._path())
+        return dict(self._view)
+
+    def get_status(self) -> str:
+        """The run's status: ``Queued``, ``Preparing``, ``Starting``, ``Running``,
+        ``Finalizing``, ``Completed``, ``Failed`` or ``Canceled``."""
+        return self.get_details()["status"]
+
+    def get_portal_url(self) -> str:
+        """The run's page in the web console."""
+        return f"{self._workspace.url}/#/workspaces/{self._workspace.name}/runs/{self._id}"
+
+    def wait_for_completion(self, show_output: bool = False, wait_post_processing: bool = False,
+                            raise_on_error: bool = True,
+                            timeout: Optional[float] = None) -> Dict[str, Any]:
+        """Waits for the run to end; returns its details.
+
+        Args:
+            show_output: Print stage changes and the log (every source) live.
+            raise_on_error: Raise when the run did not end ``Completed``.
+            timeout: Seconds to wait at most (``TimeoutError`` after that).
+
+        Raises:
+            RunFailedError: it ended ``Failed`` or ``Canceled`` (carries ``error``).
+            TimeoutError: ``timeout`` passed first.
+
+        A run that only records (``exp.start_logging()``) is never executed, so
+        its details are returned at once.
+        """
+        self._flush_quietly()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        details = self.get_details()
+        if not details.get("spec"):
+            return details
+        if show_output:
+            print(f"RunId: {self._id}\nWeb View: {self.get_portal_url()}\n", flush=True)
+
+            def on_status(status: str) -> None:
+                print(f"==> {status}", flush=True)
+
+            def is_ended() -> bool:
+                try:
+                    return self.get_status() in _follow.TERMINAL_STATUSES
+                except TrainyardError as err:
+                    if err.transient:
+                        return False
+                    raise
+
+            _follow.follow_log(self._workspace._http, self._path(), _follow.print_line,
+                               on_status, deadline, is_ended)
+        else:
+            _follow.poll_until_ended(self.get_status, deadline)
+        details = self.get_details()
+        if show_output:
+            summary = f"\nrun {self._id} {details['status']}"
+            if details.get("exit_code") is not None:
+                summary += f" (exit code {details['exit_code']})"
+            print(summary + (f"\nerror: {details['error']}" if details.get("error") else ""),
+                  flush=True)
+        if raise_on_error and details.get("status") != "Completed":
+            raise RunFailedError(self._id, details.get("status", ""), details.get("error"),
+                                 details.get("exit_code"), details)
+        return details
+
+    def cancel(self) -> None:
+        """Cancels the run (a queued run at once, an active one once its container stops)."""
+        self._view = self._workspace._http.post(self._path("cancel"))
+
+    # -- tags and properties ------------------------------------------------------
+
+    def tag(self, key: str, value: Any = None) -> None:
+        """Sets one tag (an empty value when ``value`` is None)."""
+        self._view = self._workspace._http.put(self._path("tags", key),
+                                               {"value": "" if value is None else str(value)})
+
+    def set_tags(self, tags: Dict[str, Any]) -> None:
+        """Sets several tags."""
+        for key, value in tags.items():
+            self.tag(key, value)
+
+    def get_tags(self) -> Dict[str, str]:
+        """The run's tags, fetched now."""
+        return dict(self.get_details().get("tags") or {})
+
+    def remove_tags(self, tags: Union[str, Iterable[str]]) -> None:
+        """Removes tags by key."""
+        for key in [tags] if isinstance(tags, str) else tags:
+            self._view = self._workspace._http.delete(self._path("tags", key))
+
+    def add_properties(self, properties: Dict[str, Any]) -> None:
+        """Sets properties (descriptive key-values)."""
+        for key, value in properties.items():
+            self._view = self._workspace._http.put(self._path("properties", key),
+                                                   {"value": str(value)})
+
+    def get_properties(self) -> Dict[str, str]:
+        """The run's properties, fetched now."""
+        return dict(self.get_details().get("properties") or {})
+
+    # -- metrics ------------------------------------------------------------------
+
+    def _get_sender(self) -> MetricsSender:
+        if self._sender is None:
+            with self._sender_lock:
+                if self._sender is None:
+                    http, path = self._workspace._http, self._path("metrics")
+                    self._sender = MetricsSender(lambda body: http.request(
+                        "POST", path, data=body, content_type="application/json"))
+        return self._sender
+
+    def _record(self, item: Any) -> None:
+        sender = self._sender or self._get_sender()
+        sender.append(item)
+
+    def _store_image(self, name: str, data: bytes, suffix: str) -> str:
+        path = self._next_image_path(name, suffix)
+        self.upload_file(path, data)
+        return path
+
+    def flush(self, timeout_seconds: Optional[float] = 300) -> None:
+        """Sends every metric logged so far and waits for the server to take them.
+
+        Raises:
+            MetricsError: the server refused points for good (they are kept in the error).
+            TimeoutError: not all sent in time (they stay buffered and keep being retried).
+        """
+        if self._sender is not None:
+            self._sender.flush(timeout_seconds)
+
+    def _flush_quietly(self, timeout_seconds: float = 30) -> None:
+        """:meth:`flush`, ignoring its errors (used before reads)."""
+        try:
+            self.flush(timeout_seconds)
+        except Exception:  # noqa: BLE001 - the next flush() reports them
+            pass
+
+    def get_metrics(self, name: Optional[str] = None, **kwargs: Any) -> Dict[str, Any]:
+        """Logged metrics by name, as Azure ML shows them.
+
+        A scalar logged once is its value, logged several times the list of
+        values in step order; a list is the list; rows are merged into
+        ``{column: [values]}``; a table is its dict of columns; an image is its
+        file path (``images/<name>/<n>.png``). Points this process logged are
+        flushed first.
+        """
+        if self._sender is not None and self._sender.pending:
+            self.flush()
+        http = self._workspace._http
+        metrics: Dict[str, Any] = {}
+        for item in http.paged(self._path("metrics")):
+            if name is not None and item.get("name") != name:
+                continue
+            latest = item.get("latest") or {}
+            if item.get("count") == 1 and "value" in latest:
+                values = [latest["value"]]
+            else:
+                values = [p.get("value") for p in self.get_metric_history(item["name"])]
+            metrics[item["name"]] = combine_metric(item.get("kind") or "scalar", values)
+        return metrics
+
+    def get_metric_history(self, name: str, max_points: Optional[int] = None,
+                           page_size: int = 10_000) -> List[Dict[str, Any]]:
+        """Every point of one metric by step: ``{"step", "timestamp", "value"}``.
+
+        With ``max_points`` (2 to 10,000) the server cuts a long history down to
+        about that many points, keeping each bucket's lowest and highest value.
+        """
+        http = self._workspace._http
+        points: List[Dict[str, Any]] = []
+        query: Dict[str, Any] = {"name": name, "limit": page_size}
+        if max_points is not None:
+            query = {"name": name, "max_points": max_points}
+        while True:
+            page = http.get(self._path("metrics", "history"), query)
+            batch = page.get("points") or []
+            points.extend(batch)
+            after = page.get("next_after_step")
+            if after is None or not batch:
+                return points
+            query["after_step"] = after
+
+    # -- files ----------------------------------------------------------------------
+
+    def upload_file(self, name: str, path_or_stream: Union[str, "os.PathLike[str]", BinaryIO,
+                                                           bytes]) -> Any:
+        """Stores a file in the run as ``name`` (e.g. ``outputs/model.pt``)."""
+        data, length = read_stream(path_or_stream)
+        try:
+            return self._workspace._http.request(
+                "PUT", self._path("files", "upload"), query={"path": name}, data=data,
+                content_type="application/octet-stream", content_length=length, timeout=600)
+        finally:
+            if hasattr(data, "close") and data is not path_or_stream:
+                data.close()  # type: ignore[union-attr]
+
+    def upload_folder(self, name: str, path: str) -> List[str]:
+        """Stores every file under the folder ``path`` as ``name/<relative path>``."""
+        stored = []
+        for rel, full in walk_folder(path):
+            target = f"{name.rstrip('/')}/{rel}"
+            self.upload_file(target, full)
+            stored.append(target)
+        return stored
+
+    def get_file_names(self) -> List[str]:
+        """The run's files: ``outputs/…``, ``logs/…``, ``images/…``."""
+        answer = self._workspace._http.get(self._path("files"))
+        return [item["path"] for item in answer.get("items", [])]
+
+    def download_file(self, name: str, output_file_path: Optional[str] = None,
+                      **kwargs: Any) -> str:
+        """Downloads one file; to ``output_file_path`` (a file or a folder), or to its
+        base name in the current folder. Returns the path written."""
+        target = output_file_path or os.path.basename(name)
+        if os.path.isdir(target):
+            target = os.path.join(target, os.path.basename(name))
+        response = self._workspace._http.open("GET", self._path("files", "download"),
+                                              query={"path": name}, timeout=600)
+        folder = os.path.dirname(os.path.abspath(target))
+        os.makedirs(folder, exist_ok=True)
+        with response, open(target, "wb") as out:
+            shutil.copyfileobj(response, out, 1 << 20)
+        return target
+
+    def download_files(self, prefix: Optional[str] = None, output_directory: Optional[str] = None,
+                       append_prefix: bool = True, **kwargs: Any) -> List[str]:
+        """Downloads every file (under the folder ``prefix``, e.g. ``outputs``) into
+        ``output_directory`` (default: the current folder), keeping their paths
+        (without ``prefix`` when ``append_prefix`` is False). Returns the paths written."""
+        out = output_directory or os.getcwd()
+        sub = (prefix or "").strip("/")
+        response = self._workspace._http.open("GET", self._path("files", "archive"),
+                                              query={"prefix": sub or None}, timeout=600)
+        with response:
+            return extract_archive(response, out, sub if append_prefix else "")
+
+    def __repr__(self) -> str:
+        return f"Run(id={self._id!r}, workspace={self._workspace.name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Run) and other._id == self._id
+
+    def __hash__(self) -> int:
+        return hash(self._id)
