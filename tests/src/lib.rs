@@ -185,6 +185,7 @@ impl TestApp {
                     stop_grace_seconds: options.stop_grace_seconds.unwrap_or(2),
                     keep_containers: false,
                     logs_poll: std::time::Duration::from_millis(500),
+                    mounts_dir: files.path().join("mounts"),
                 },
             );
             let config = SchedulerConfig {

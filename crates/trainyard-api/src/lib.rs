@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 mod openapi;
 mod routes;
+mod spool;
 mod trace;
 
 use axum::extract::{DefaultBodyLimit, FromRef};

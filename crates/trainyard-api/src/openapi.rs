@@ -24,6 +24,9 @@ pub const API_VERSION: &str = "1.0.0";
         (name = "runs", description = "Runs: submission, tags, properties, status history, logs and files"),
         (name = "snapshots", description = "Source snapshots, stored once by content"),
         (name = "environments", description = "Named, versioned environments and their images"),
+        (name = "datastores", description = "Datastores and their files"),
+        (name = "datasets", description = "Versioned file datasets"),
+        (name = "models", description = "The model registry"),
         (name = "metrics", description = "Metrics runs log: scalars, lists, rows, tables, images"),
     )
 )]

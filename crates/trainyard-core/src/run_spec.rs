@@ -69,6 +69,46 @@ pub struct RunEnvironment {
     pub spec: EnvironmentSpec,
 }
 
+/// Where a run's inputs appear when no path is given.
+pub const INPUTS_DIR: &str = "/mnt/inputs";
+
+/// How a dataset reaches a run's container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum InputMode {
+    /// A read-only bind mount of the version's files (the node must see them).
+    Mount,
+    /// The files copied into the container before it starts.
+    Download,
+}
+
+impl InputMode {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputMode::Mount => "mount",
+            InputMode::Download => "download",
+        }
+    }
+}
+
+/// A dataset version a run reads, resolved at submission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunInput {
+    /// The input's name, used in `${{inputs.<name>}}` placeholders.
+    pub name: String,
+    /// The dataset's name.
+    pub dataset: String,
+    /// The dataset version used.
+    pub version: i32,
+    /// The dataset version's id.
+    pub dataset_id: uuid::Uuid,
+    /// How it reaches the container.
+    pub mode: InputMode,
+    /// Where it appears in the container.
+    pub path: String,
+}
+
 /// Everything the executor needs to run a run, as stored with it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RunSpec {
@@ -98,6 +138,9 @@ pub struct RunSpec {
     /// The run is stopped and fails after this long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_limit_seconds: Option<u64>,
+    /// Dataset versions the run reads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<RunInput>,
 }
 
 impl RunSpec {
@@ -168,6 +211,37 @@ impl RunSpec {
         Ok(())
     }
 
+    /// Replaces each `${{inputs.<name>}}` in the arguments and the command
+    /// with that input's path in the container.
+    pub fn resolve_input_placeholders(&mut self) -> Result<(), FieldError> {
+        let inputs = self.inputs.clone();
+        let resolve = |field: String, text: &mut String| -> Result<(), FieldError> {
+            while let Some(start) = text.find("${{inputs.") {
+                let rest = &text[start + "${{inputs.".len()..];
+                let end = rest.find("}}").ok_or_else(|| {
+                    FieldError::new(
+                        field.clone(),
+                        "an ${{inputs.<name>}} placeholder is not closed",
+                    )
+                })?;
+                let name = &rest[..end];
+                let input = inputs.iter().find(|i| i.name == name).ok_or_else(|| {
+                    FieldError::new(field.clone(), format!("no input named {name:?}"))
+                })?;
+                let placeholder_len = "${{inputs.".len() + end + "}}".len();
+                text.replace_range(start..start + placeholder_len, &input.path);
+            }
+            Ok(())
+        };
+        for (i, argument) in self.arguments.iter_mut().enumerate() {
+            resolve(format!("arguments[{i}]"), argument)?;
+        }
+        for (i, part) in self.command.iter_mut().enumerate() {
+            resolve(format!("command[{i}]"), part)?;
+        }
+        Ok(())
+    }
+
     /// The process the container runs: `python3 script.py args…` for Python
     /// scripts, `sh script.sh args…` for shell scripts, the script itself
     /// otherwise, or the command.
@@ -204,7 +278,40 @@ mod tests {
             resources: Resources::default(),
             environment_variables: BTreeMap::new(),
             time_limit_seconds: None,
+            inputs: vec![],
         }
+    }
+
+    #[test]
+    fn input_placeholders_become_container_paths() {
+        let mut spec = spec();
+        spec.inputs.push(RunInput {
+            name: "mnist".into(),
+            dataset: "mnist".into(),
+            version: 2,
+            dataset_id: uuid::Uuid::nil(),
+            mode: InputMode::Mount,
+            path: "/mnt/inputs/mnist".into(),
+        });
+        spec.arguments = vec![
+            "--data-folder".into(),
+            "${{inputs.mnist}}".into(),
+            "x=${{inputs.mnist}}/a".into(),
+        ];
+        spec.resolve_input_placeholders().unwrap();
+        assert_eq!(
+            spec.arguments,
+            [
+                "--data-folder",
+                "/mnt/inputs/mnist",
+                "x=/mnt/inputs/mnist/a"
+            ]
+        );
+        spec.arguments = vec!["${{inputs.cifar}}".into()];
+        assert_eq!(
+            spec.resolve_input_placeholders().unwrap_err().field,
+            "arguments[0]"
+        );
     }
 
     #[test]

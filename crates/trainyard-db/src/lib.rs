@@ -2,12 +2,15 @@
 //!
 //! Every query is scoped by workspace. Values are always bound, never spliced.
 
+pub mod datasets;
+pub mod datastores;
 pub mod embedded;
 pub mod environments;
 mod error;
 pub mod experiments;
 pub mod logs;
 pub mod metrics;
+pub mod models;
 mod page;
 pub mod queue;
 pub mod run_list;

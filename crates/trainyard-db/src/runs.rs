@@ -92,6 +92,8 @@ pub struct NewRun {
     pub tags: Vec<(TagKey, TagValue)>,
     /// Descriptive key-values.
     pub properties: Vec<(TagKey, TagValue)>,
+    /// The dataset versions it reads (its lineage).
+    pub inputs: Vec<trainyard_core::RunInput>,
 }
 
 /// The two key-value maps a run carries.
@@ -142,6 +144,7 @@ impl Db {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(DbError::NotFound("experiment"))?;
+        crate::datasets::record_run_inputs(&mut tx, run.id, &new.inputs).await?;
         record_event(&mut tx, run.id, None, RunStatus::Queued, "submitted").await?;
         tx.commit().await?;
         Ok(run)

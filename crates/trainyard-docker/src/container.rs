@@ -36,6 +36,8 @@ pub struct ContainerSpec {
     pub gpu_device_ids: Vec<String>,
     /// Docker network mode (`host`, `bridge`, a network name).
     pub network_mode: Option<String>,
+    /// Bind mounts, `host:container:ro`.
+    pub binds: Vec<String>,
 }
 
 /// Where a container is in its life.
@@ -93,6 +95,7 @@ impl Engine {
             memory: spec.memory_mb.map(|m| (m * 1024 * 1024) as i64),
             device_requests,
             network_mode: spec.network_mode.clone(),
+            binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
             init: Some(true),
             ..Default::default()
         };
@@ -130,6 +133,28 @@ impl Engine {
         Ok(self
             .docker
             .upload_to_container(id, Some(options), archive)
+            .await?)
+    }
+
+    /// Copies a tar file into a directory of the container, streamed from disk.
+    pub async fn upload_archive_file(
+        &self,
+        id: &str,
+        path: &str,
+        archive: &std::path::Path,
+    ) -> Result<(), DockerError> {
+        let file = tokio::fs::File::open(archive)
+            .await
+            .map_err(|e| DockerError::Other(format!("reading {}: {e}", archive.display())))?;
+        let stream =
+            tokio_util::io::ReaderStream::new(file).filter_map(|chunk| async move { chunk.ok() });
+        let options = UploadToContainerOptions {
+            path: path.to_string(),
+            no_overwrite_dir_non_dir: String::new(),
+        };
+        Ok(self
+            .docker
+            .upload_to_container_streaming(id, Some(options), stream)
             .await?)
     }
 

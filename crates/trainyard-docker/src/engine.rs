@@ -30,6 +30,12 @@ impl Engine {
         })
     }
 
+    /// Whether the engine runs on this machine, so it sees this machine's
+    /// folders (for bind mounts).
+    pub fn is_local(&self) -> bool {
+        std::env::var("DOCKER_HOST").map_or(true, |host| host.starts_with("unix://"))
+    }
+
     /// Whether the engine answers.
     pub async fn ping(&self) -> bool {
         self.docker.ping().await.is_ok()

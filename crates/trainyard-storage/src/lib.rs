@@ -6,6 +6,7 @@
 //! source archives, and moves a run's folders in and out as tar
 //! ([`unpack_into`], [`archive`]).
 
+mod blobs;
 mod entries;
 mod error;
 mod files;
@@ -14,6 +15,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+pub use blobs::blob_key;
 pub use error::{Result, StorageError};
 pub use files::{archive, unpack_into};
 pub use snapshot::{extract_to_dir, pack_dir, repack, IgnoreRules, Packed};

@@ -39,6 +39,8 @@ pub struct StoredObject {
 #[derive(Clone, Debug)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
+    /// The folder of a local store, where objects are plain files.
+    root: Option<std::path::PathBuf>,
 }
 
 impl Storage {
@@ -49,7 +51,24 @@ impl Storage {
             .map_err(StorageError::Store)?
             // Deleting a run's files should not leave empty folders behind.
             .with_automatic_cleanup(true);
-        Ok(Storage::from_store(Arc::new(store)))
+        Ok(Storage {
+            store: Arc::new(store),
+            root: Some(root.canonicalize()?),
+        })
+    }
+
+    /// The store a datastore URL names. Only `file://` (a folder on the
+    /// server's machine) is built into this server; other schemes are refused
+    /// with the reason.
+    pub fn from_url(url: &str) -> Result<Storage> {
+        match url.split_once("://") {
+            Some(("file", path)) if path.starts_with('/') => Storage::local(Path::new(path)),
+            Some(("file", _)) => Err(StorageError::invalid("a file:// URL needs an absolute path, e.g. file:///data/mnist")),
+            Some(("s3" | "az" | "gs", _)) => Err(StorageError::invalid(
+                "s3://, az:// and gs:// datastores are not built into this server yet; use file:// or the default datastore",
+            )),
+            _ => Err(StorageError::invalid("must be a file:// URL")),
+        }
     }
 
     /// Everything in memory, gone on drop (tests, throwaway servers).
@@ -59,7 +78,21 @@ impl Storage {
 
     /// Any other backend, configured by the caller.
     pub fn from_store(store: Arc<dyn ObjectStore>) -> Storage {
-        Storage { store }
+        Storage { store, root: None }
+    }
+
+    /// The file holding `key` on a local store, for keys whose segments need
+    /// no encoding (hashes, plain names); `None` for other stores and keys.
+    pub fn local_path(&self, key: &str) -> Option<std::path::PathBuf> {
+        let plain = key.split('/').all(|s| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        });
+        if check_key(key).is_err() || !plain {
+            return None;
+        }
+        self.root.as_ref().map(|root| root.join(key))
     }
 
     /// Stores `bytes` under `key`, replacing what was there.

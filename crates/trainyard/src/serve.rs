@@ -100,6 +100,7 @@ fn start_scheduler(
             stop_grace_seconds: config.stop_grace_seconds,
             keep_containers: config.keep_containers,
             logs_poll: Duration::from_secs(2),
+            mounts_dir: config.data_dir.join("mounts"),
         },
     );
     let scheduler_config = SchedulerConfig {

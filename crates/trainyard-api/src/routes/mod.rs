@@ -1,9 +1,12 @@
 //! One module per resource; each `mod.rs` returns the resource's router.
 
+mod datasets;
+pub(crate) mod datastores;
 mod environments;
 mod experiments;
 mod health;
 mod metrics;
+mod models;
 mod runs;
 mod snapshots;
 mod tokens;
@@ -27,7 +30,10 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(runs::router())
         .merge(snapshots::router())
         .merge(environments::router())
-        .merge(metrics::router());
+        .merge(metrics::router())
+        .merge(datastores::router())
+        .merge(datasets::router())
+        .merge(models::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .nest("/api/v1", api)

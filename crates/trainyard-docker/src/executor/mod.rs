@@ -4,6 +4,7 @@
 //! Also the reconciliation pass that re-adopts containers after a restart.
 
 mod files;
+mod inputs;
 mod outcome;
 mod reconcile;
 mod supervise;
@@ -50,6 +51,8 @@ pub struct ExecutorConfig {
     pub keep_containers: bool,
     /// How often `./logs` is read while a run runs.
     pub logs_poll: Duration,
+    /// Where dataset versions are laid out for mounting.
+    pub mounts_dir: std::path::PathBuf,
 }
 
 /// Executes runs on one Docker engine.
@@ -222,6 +225,7 @@ impl Executor {
             memory_mb: spec.resources.memory_mb,
             gpu_device_ids: Vec::new(),
             network_mode: self.config.network_mode.clone(),
+            binds: self.mount_inputs(&spec.inputs).await?,
         };
         let container = self.engine.create_container(&container_spec).await?;
         self.db
@@ -234,6 +238,7 @@ impl Executor {
         self.engine
             .upload_archive(&container, "/", Bytes::from_static(PYTHON_SDK))
             .await?;
+        self.copy_downloads(&container, &spec.inputs).await?;
         if let Some(digest) = &spec.snapshot {
             let key = Storage::snapshot_key(digest)
                 .map_err(|e| Stop::Failed(format!("reading the source snapshot: {e}")))?;

@@ -2,7 +2,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use trainyard_core::{validate, EnvironmentSpec, Resources, Role, RunEnvironment, RunSpec};
+use trainyard_core::run_spec::INPUTS_DIR;
+use trainyard_core::{
+    validate, EnvironmentSpec, InputMode, Name, Resources, Role, RunEnvironment, RunInput, RunSpec,
+};
 use trainyard_db::runs::NewRun;
 use trainyard_db::{Db, DbError};
 use utoipa::ToSchema;
@@ -54,6 +57,28 @@ pub struct CreateRun {
     /// Stop the run and fail it after this many seconds.
     #[serde(default)]
     pub time_limit_seconds: Option<u64>,
+    /// Dataset versions the run reads; `${{inputs.<name>}}` in the arguments
+    /// or command becomes the input's path in the container.
+    #[serde(default)]
+    pub inputs: Vec<InputRequest>,
+}
+
+/// A dataset a run reads.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InputRequest {
+    /// The input's name (for placeholders).
+    pub name: String,
+    /// The dataset's name.
+    pub dataset: String,
+    /// Its version; the latest when absent.
+    #[serde(default)]
+    pub version: Option<i32>,
+    /// `mount` (read-only bind mount) or `download` (copied in before start).
+    pub mode: InputMode,
+    /// Where it appears; `/mnt/inputs/<name>` when absent.
+    #[serde(default)]
+    pub path: Option<String>,
 }
 
 /// Which environment a run uses.
@@ -99,7 +124,7 @@ pub(super) async fn create_run(
             ),
             other => other.into(),
         })?;
-    let spec = executable_spec(&db, workspace_id, body).await?;
+    let (spec, inputs) = executable_spec(&db, workspace_id, body).await?;
     let run = db
         .create_run(
             workspace_id,
@@ -107,6 +132,7 @@ pub(super) async fn create_run(
                 experiment_id: experiment.id,
                 display_name,
                 spec,
+                inputs,
                 tags,
                 properties,
             },
@@ -122,16 +148,18 @@ async fn executable_spec(
     db: &Db,
     workspace_id: uuid::Uuid,
     body: CreateRun,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<(serde_json::Value, Vec<RunInput>), ApiError> {
     let records_only = body.script.is_none()
         && body.command.is_empty()
         && body.snapshot.is_none()
         && body.environment.is_none()
         && body.arguments.is_empty()
-        && body.time_limit_seconds.is_none();
+        && body.time_limit_seconds.is_none()
+        && body.inputs.is_empty();
     if records_only {
-        return Ok(serde_json::json!({}));
+        return Ok((serde_json::json!({}), Vec::new()));
     }
+    let inputs = resolve_inputs(db, workspace_id, body.inputs).await?;
     let environment = resolve_environment(db, workspace_id, body.environment).await?;
     let spec = RunSpec {
         snapshot: body.snapshot,
@@ -143,8 +171,11 @@ async fn executable_spec(
         resources: body.resources,
         environment_variables: body.environment_variables,
         time_limit_seconds: body.time_limit_seconds,
+        inputs,
     };
     spec.validate()?;
+    let mut spec = spec;
+    spec.resolve_input_placeholders()?;
     if let Some(digest) = &spec.snapshot {
         db.get_snapshot(workspace_id, digest)
             .await
@@ -156,7 +187,55 @@ async fn executable_spec(
                 other => other.into(),
             })?;
     }
-    serde_json::to_value(&spec).map_err(|e| ApiError::Internal(e.to_string()))
+    let value = serde_json::to_value(&spec).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((value, spec.inputs))
+}
+
+/// Resolves each input to a dataset version of the workspace.
+async fn resolve_inputs(
+    db: &Db,
+    workspace_id: uuid::Uuid,
+    requests: Vec<InputRequest>,
+) -> Result<Vec<RunInput>, ApiError> {
+    let mut inputs: Vec<RunInput> = Vec::new();
+    for (i, request) in requests.into_iter().enumerate() {
+        let field = format!("inputs[{i}]");
+        Name::parse(&format!("{field}.name"), &request.name)?;
+        if inputs.iter().any(|input| input.name == request.name) {
+            return Err(ApiError::invalid(
+                format!("{field}.name"),
+                "is used by another input",
+            ));
+        }
+        let path = request
+            .path
+            .unwrap_or_else(|| format!("{INPUTS_DIR}/{}", request.name));
+        if !path.starts_with('/') || path.split('/').any(|p| p == "..") || path == "/" {
+            return Err(ApiError::invalid(
+                format!("{field}.path"),
+                "must be an absolute path in the container, without '..'",
+            ));
+        }
+        let dataset = db
+            .get_dataset(workspace_id, &request.dataset, request.version)
+            .await
+            .map_err(|err| match err {
+                DbError::NotFound(_) => ApiError::invalid(
+                    format!("{field}.dataset"),
+                    "no dataset with this name and version in the workspace",
+                ),
+                other => other.into(),
+            })?;
+        inputs.push(RunInput {
+            name: request.name,
+            dataset: dataset.name,
+            version: dataset.version,
+            dataset_id: dataset.id,
+            mode: request.mode,
+            path,
+        });
+    }
+    Ok(inputs)
 }
 
 /// Turns the submitted choice into the spec the run will use, recording the

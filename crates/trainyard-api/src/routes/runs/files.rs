@@ -232,8 +232,6 @@ pub(super) async fn upload_run_file(
     AppQuery(query): AppQuery<UploadQuery>,
     body: Body,
 ) -> ApiResult<(axum::http::StatusCode, AppJson<RunFile>)> {
-    use futures::StreamExt;
-    use std::io::Write;
     let (_, run_id) = path;
     let workspace_id = scope.require_run_write(run_id)?;
     state.db.get_run(workspace_id, run_id).await?;
@@ -248,27 +246,11 @@ pub(super) async fn upload_run_file(
             "must be a relative file path without '.' or '..' parts",
         ));
     }
-    let mut file = tempfile::NamedTempFile::new().map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut received = 0u64;
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest {
-            code: "unreadable_body",
-            detail: e.to_string(),
-            field: None,
-        })?;
-        received += chunk.len() as u64;
-        if received > MAX_UPLOAD_BYTES {
-            return Err(ApiError::TooLarge {
-                limit: MAX_UPLOAD_BYTES,
-                setting: None,
-            });
-        }
-        file.write_all(&chunk)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-    }
-    file.flush()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let file = crate::spool::spool(body, MAX_UPLOAD_BYTES, || ApiError::TooLarge {
+        limit: MAX_UPLOAD_BYTES,
+        setting: None,
+    })
+    .await?;
     let key = format!("{}/{relative}", run_prefix(run_id));
     state
         .storage

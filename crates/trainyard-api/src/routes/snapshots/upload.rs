@@ -2,9 +2,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use serde::Serialize;
-use std::io::Write;
 use trainyard_core::Role;
 use trainyard_storage::{Storage, StorageError};
 use utoipa::ToSchema;
@@ -12,7 +10,7 @@ use utoipa::ToSchema;
 use crate::auth::InWorkspace;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::AppJson;
-use crate::{AppState, Limits};
+use crate::AppState;
 
 /// A stored snapshot.
 #[derive(Debug, Serialize, ToSchema)]
@@ -48,7 +46,8 @@ pub(super) async fn upload_snapshot(
 ) -> ApiResult<(StatusCode, AppJson<SnapshotView>)> {
     let workspace_id = scope.require(Role::Contributor)?;
     let limit = state.limits.max_snapshot_bytes;
-    let upload = receive(body, state.limits).await?;
+    // A compressed archive larger than the limit cannot fit either.
+    let upload = crate::spool::spool(body, limit, || ApiError::SnapshotTooLarge { limit }).await?;
     let packed = tokio::task::spawn_blocking(move || {
         let file = upload.reopen().map_err(StorageError::Io)?;
         trainyard_storage::repack(std::io::BufReader::new(file), limit)
@@ -75,32 +74,6 @@ pub(super) async fn upload_snapshot(
             created_at: snapshot.created_at,
         }),
     ))
-}
-
-/// Streams the body into a temporary file, refusing it once it passes the
-/// limit (a compressed archive larger than the limit cannot fit either).
-async fn receive(body: Body, limits: Limits) -> Result<tempfile::NamedTempFile, ApiError> {
-    let mut file = tempfile::NamedTempFile::new().map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut received: u64 = 0;
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest {
-            code: "unreadable_body",
-            detail: e.to_string(),
-            field: None,
-        })?;
-        received += chunk.len() as u64;
-        if received > limits.max_snapshot_bytes {
-            return Err(ApiError::SnapshotTooLarge {
-                limit: limits.max_snapshot_bytes,
-            });
-        }
-        file.write_all(&chunk)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-    }
-    file.flush()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(file)
 }
 
 async fn store(storage: &Storage, packed: &trainyard_storage::Packed) -> Result<(), ApiError> {
