@@ -71,6 +71,33 @@ impl Db {
         Ok(rows.into_iter().collect())
     }
 
+    /// When the run's last stored stdout or stderr line was written.
+    pub async fn last_output_at(&self, run_id: Uuid) -> Result<Option<DateTime<Utc>>, DbError> {
+        Ok(sqlx::query_scalar(
+            "SELECT max(at) FROM run_logs WHERE run_id = $1 AND source IN ('stdout', 'stderr')",
+        )
+        .bind(run_id)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// How many stored stdout and stderr lines were written at or after `at`.
+    pub async fn output_lines_since(
+        &self,
+        run_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<HashMap<String, i64>, DbError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT source, count(*) FROM run_logs
+             WHERE run_id = $1 AND source IN ('stdout', 'stderr') AND at >= $2 GROUP BY source",
+        )
+        .bind(run_id)
+        .bind(at)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// The sources a run's log has.
     pub async fn run_log_sources(
         &self,

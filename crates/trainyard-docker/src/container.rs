@@ -273,15 +273,18 @@ impl Engine {
         Ok(Some(archive))
     }
 
-    /// The container's stdout and stderr from the start, with timestamps;
-    /// with `follow`, the stream goes on until the container exits.
+    /// The container's stdout and stderr from `since` (Unix seconds; 0 for
+    /// the start), with timestamps; with `follow`, the stream goes on until
+    /// the container exits.
     pub fn output(
         &self,
         id: &str,
         follow: bool,
+        since: i64,
     ) -> impl Stream<Item = Result<OutputChunk, DockerError>> + '_ {
         let options = LogsOptions::<String> {
             follow,
+            since,
             stdout: true,
             stderr: true,
             timestamps: true,

@@ -23,6 +23,11 @@ impl LineSplitter {
         lines
     }
 
+    /// Whether a line has begun and not ended yet.
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// The unterminated rest, if any, once the stream has ended.
     pub(crate) fn finish(&mut self) -> Option<String> {
         if self.pending.is_empty() {

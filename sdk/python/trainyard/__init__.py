@@ -1,4 +1,4 @@
-"""Trainyard's Python SDK: submit training runs and log metrics, Azure ML v1 style.
+"""Trainyard's Python SDK: runs, metrics, datasets and models, Azure ML v1 style.
 
 Port an Azure Machine Learning (SDK v1) notebook by changing its import::
 
@@ -12,6 +12,14 @@ Port an Azure Machine Learning (SDK v1) notebook by changing its import::
     run = Experiment(ws, "tf-mnist").submit(src)
     run.wait_for_completion(show_output=True)
 
+Data and models::
+
+    ds = Dataset.File.from_files([(ws.get_default_datastore(), "mnist/*.gz")])
+    ds = ds.register(ws, "mnist", create_new_version=True)
+    src = ScriptRunConfig("./mnist", "train.py",
+                          arguments=["--data", ds.as_named_input("mnist").as_mount()])
+    model = run.register_model("mnist-cnn", "outputs/model.npz")
+
 Inside the training script::
 
     run = Run.get_context()                      # the run, or an OfflineRun locally
@@ -20,6 +28,8 @@ Inside the training script::
 Pure Python, standard library only.
 """
 
+from .dataset import Dataset, DatasetConsumptionConfig, FileDataset
+from .datastore import DataPath, Datastore
 from .environment import DockerSection, Environment
 from .exceptions import (
     ActivityFailedException,
@@ -31,6 +41,7 @@ from .exceptions import (
     UserErrorException,
 )
 from .experiment import Experiment
+from .model import Model, ResourceConfiguration
 from .offline import OfflineRun
 from .run import Run
 from .script_run_config import ScriptRunConfig
@@ -46,6 +57,13 @@ __all__ = [
     "ScriptRunConfig",
     "Run",
     "OfflineRun",
+    "Datastore",
+    "DataPath",
+    "Dataset",
+    "FileDataset",
+    "DatasetConsumptionConfig",
+    "Model",
+    "ResourceConfiguration",
     "TrainyardError",
     "TrainyardConnectionError",
     "ConfigError",

@@ -163,6 +163,10 @@ class HttpClient:
         """``PUT path`` with a JSON body (``{}`` when ``None``) and its JSON answer."""
         return self.request("PUT", path, json_body={} if body is None else body)
 
+    def patch(self, path: str, body: Any = None) -> Any:
+        """``PATCH path`` with a JSON body (``{}`` when ``None``) and its JSON answer."""
+        return self.request("PATCH", path, json_body={} if body is None else body)
+
     def delete(self, path: str) -> Any:
         """``DELETE path`` and its answer."""
         return self.request("DELETE", path)

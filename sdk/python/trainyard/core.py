@@ -4,9 +4,12 @@ Also importable as module paths Azure code uses, e.g.
 ``from trainyard.core import ScriptRunConfig, Environment``.
 """
 
+from .dataset import Dataset, DatasetConsumptionConfig, FileDataset
+from .datastore import DataPath, Datastore
 from .environment import DockerSection, Environment
 from .exceptions import ActivityFailedException, UserErrorException
 from .experiment import Experiment
+from .model import Model, ResourceConfiguration
 from .run import Run
 from .script_run_config import ScriptRunConfig
 from .workspace import Workspace
@@ -18,6 +21,13 @@ __all__ = [
     "DockerSection",
     "ScriptRunConfig",
     "Run",
+    "Datastore",
+    "DataPath",
+    "Dataset",
+    "FileDataset",
+    "DatasetConsumptionConfig",
+    "Model",
+    "ResourceConfiguration",
     "ActivityFailedException",
     "UserErrorException",
 ]

@@ -6,21 +6,21 @@ is the run itself (from ``TRAINYARD_RUN_ID`` and friends); elsewhere it is an
 """
 
 import os
-import shutil
 import threading
 import time
-from typing import TYPE_CHECKING, Any, BinaryIO, Dict, Iterable, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Union
 
 from . import _follow
-from ._files import extract_archive, walk_folder
-from ._logging import LoggingMixin, read_stream
+from ._logging import LoggingMixin
 from ._metrics import MetricsSender
 from ._results import combine_metric
+from ._run_files import RunFilesMixin
 from .exceptions import RunFailedError, TrainyardError
 from .workspace import Workspace
 
 if TYPE_CHECKING:  # pragma: no cover
     from .experiment import Experiment
+    from .model import Model, ResourceConfiguration
 
 __all__ = ["Run"]
 
@@ -30,7 +30,7 @@ _context_runs: Dict[tuple, Any] = {}
 _context_lock = threading.Lock()
 
 
-class Run(LoggingMixin):
+class Run(LoggingMixin, RunFilesMixin):
     """A run of an experiment.
 
     Args:
@@ -334,60 +334,37 @@ class Run(LoggingMixin):
                 return points
             query["after_step"] = after
 
-    # -- files ----------------------------------------------------------------------
+    # -- inputs and models -----------------------------------------------------------
 
-    def upload_file(self, name: str, path_or_stream: Union[str, "os.PathLike[str]", BinaryIO,
-                                                           bytes]) -> Any:
-        """Stores a file in the run as ``name`` (e.g. ``outputs/model.pt``)."""
-        data, length = read_stream(path_or_stream)
-        try:
-            return self._workspace._http.request(
-                "PUT", self._path("files", "upload"), query={"path": name}, data=data,
-                content_type="application/octet-stream", content_length=length, timeout=600)
-        finally:
-            if hasattr(data, "close") and data is not path_or_stream:
-                data.close()  # type: ignore[union-attr]
+    @property
+    def input_datasets(self) -> Dict[str, str]:
+        """The run's dataset inputs: ``{input name: path in the container}``."""
+        details = self._details()
+        inputs = details.get("inputs") or (details.get("spec") or {}).get("inputs") or []
+        return {item["name"]: item.get("path", "") for item in inputs}
 
-    def upload_folder(self, name: str, path: str) -> List[str]:
-        """Stores every file under the folder ``path`` as ``name/<relative path>``."""
-        stored = []
-        for rel, full in walk_folder(path):
-            target = f"{name.rstrip('/')}/{rel}"
-            self.upload_file(target, full)
-            stored.append(target)
-        return stored
+    def register_model(self, model_name: str, model_path: str,
+                       tags: Optional[Dict[str, Any]] = None,
+                       properties: Optional[Dict[str, Any]] = None,
+                       model_framework: Optional[str] = None,
+                       model_framework_version: Optional[str] = None,
+                       description: Optional[str] = None,
+                       resource_configuration: Union["ResourceConfiguration", Dict[str, Any],
+                                                     None] = None,
+                       **kwargs: Any) -> "Model":
+        """Registers a file or folder among the run's files (``outputs/model.npz``,
+        ``outputs``) as a new version of ``model_name``; returns the :class:`Model`.
 
-    def get_file_names(self) -> List[str]:
-        """The run's files: ``outputs/…``, ``logs/…``, ``images/…``."""
-        answer = self._workspace._http.get(self._path("files"))
-        return [item["path"] for item in answer.get("items", [])]
+        The version records this run, its environment and the dataset versions
+        it read. Files the script wrote to ``./outputs`` are the run's files once
+        it has ended; from inside a running script, ``upload_file`` them first.
+        """
+        from .model import Model
 
-    def download_file(self, name: str, output_file_path: Optional[str] = None,
-                      **kwargs: Any) -> str:
-        """Downloads one file; to ``output_file_path`` (a file or a folder), or to its
-        base name in the current folder. Returns the path written."""
-        target = output_file_path or os.path.basename(name)
-        if os.path.isdir(target):
-            target = os.path.join(target, os.path.basename(name))
-        response = self._workspace._http.open("GET", self._path("files", "download"),
-                                              query={"path": name}, timeout=600)
-        folder = os.path.dirname(os.path.abspath(target))
-        os.makedirs(folder, exist_ok=True)
-        with response, open(target, "wb") as out:
-            shutil.copyfileobj(response, out, 1 << 20)
-        return target
-
-    def download_files(self, prefix: Optional[str] = None, output_directory: Optional[str] = None,
-                       append_prefix: bool = True, **kwargs: Any) -> List[str]:
-        """Downloads every file (under the folder ``prefix``, e.g. ``outputs``) into
-        ``output_directory`` (default: the current folder), keeping their paths
-        (without ``prefix`` when ``append_prefix`` is False). Returns the paths written."""
-        out = output_directory or os.getcwd()
-        sub = (prefix or "").strip("/")
-        response = self._workspace._http.open("GET", self._path("files", "archive"),
-                                              query={"prefix": sub or None}, timeout=600)
-        with response:
-            return extract_archive(response, out, sub if append_prefix else "")
+        return Model._register_from_run(
+            self, model_name, model_path, tags=tags, properties=properties,
+            model_framework=model_framework, model_framework_version=model_framework_version,
+            description=description, resource_configuration=resource_configuration)
 
     def __repr__(self) -> str:
         return f"Run(id={self._id!r}, workspace={self._workspace.name!r})"

@@ -10,6 +10,7 @@ import shlex
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
 
 from ._snapshot import IgnoreRules, pack_directory
+from .dataset import DatasetConsumptionConfig, FileDataset
 from .environment import Environment
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,6 +41,11 @@ class ScriptRunConfig:
         resources: ``{"gpus": 1, "cpus": 4, "memory_mb": 8192}``.
         environment_variables: Variables for the run's process.
         max_run_duration_seconds: Stop and fail the run after this many seconds.
+        inputs: Dataset inputs: ``ds.as_named_input("mnist").as_mount()`` (a
+            :class:`~trainyard.dataset.DatasetConsumptionConfig`) or the API's
+            ``{"name", "dataset", "version", "mode", "path"}``. Such a config
+            given in ``arguments`` (or ``command``) is an input too, and stands
+            there for its path in the container (``${{inputs.mnist}}``).
 
     Example::
 
@@ -61,6 +67,7 @@ class ScriptRunConfig:
         environment_variables: Optional[Dict[str, Any]] = None,
         max_run_duration_seconds: Optional[int] = None,
         display_name: Optional[str] = None,
+        inputs: Optional[Sequence[Union[DatasetConsumptionConfig, Dict[str, Any]]]] = None,
     ) -> None:
         self.source_directory = source_directory
         self.script = script
@@ -72,6 +79,7 @@ class ScriptRunConfig:
         self.environment_variables: Dict[str, Any] = dict(environment_variables or {})
         self.max_run_duration_seconds = max_run_duration_seconds
         self.display_name = display_name
+        self.inputs: List[Union[DatasetConsumptionConfig, Dict[str, Any]]] = list(inputs or [])
 
     # -- what is sent -------------------------------------------------------
 
@@ -80,7 +88,7 @@ class ScriptRunConfig:
             return []
         if isinstance(self.command, str):
             return ["sh", "-c", self.command]
-        return [str(part) for part in self.command]
+        return [_stringify(part) for part in self.command]
 
     def _check(self) -> None:
         """Refuses, before anything is uploaded, what the server would refuse."""
@@ -103,6 +111,38 @@ class ScriptRunConfig:
             if IgnoreRules.for_dir(self.source_directory).is_ignored(script):
                 raise ValueError(f"the script {self.script!r} is left out by the ignore rules "
                                  f"(see .trainyardignore)")
+        for argument in self.arguments:
+            _stringify(argument)
+        self._command_list()
+        self._inputs()
+
+    def _inputs(self) -> List[Dict[str, Any]]:
+        """The run's ``inputs``: those given, then those used in arguments or the command,
+        each name once.
+
+        Raises:
+            ValueError: one name stands for two different inputs, or a dataset is
+                not registered.
+        """
+        found: List[Any] = list(self.inputs)
+        command = self.command if isinstance(self.command, (list, tuple)) else []
+        for value in list(self.arguments) + list(command):
+            found.extend(_consumption_configs(value))
+        entries: Dict[str, Dict[str, Any]] = {}
+        for item in found:
+            if isinstance(item, DatasetConsumptionConfig):
+                entry = item._input()
+            elif isinstance(item, dict) and item.get("name") and item.get("dataset"):
+                entry = dict(item)
+            else:
+                raise TypeError(f"an input is a DatasetConsumptionConfig "
+                                f"(ds.as_named_input(name).as_mount()) or a dict with "
+                                f"name and dataset, not {item!r}")
+            known = entries.setdefault(entry["name"], entry)
+            if known != entry:
+                raise ValueError(f"the input name {entry['name']!r} is used for two "
+                                 f"different inputs: {known} and {entry}")
+        return list(entries.values())
 
     def _environment_choice(self) -> Optional[Dict[str, Any]]:
         env = self.environment
@@ -133,6 +173,9 @@ class ScriptRunConfig:
             body["command"] = command
         if self.arguments:
             body["arguments"] = [_stringify(a) for a in self.arguments]
+        inputs = self._inputs()
+        if inputs:
+            body["inputs"] = inputs
         environment = self._environment_choice()
         if environment is not None:
             body["environment"] = environment
@@ -184,9 +227,23 @@ class ScriptRunConfig:
 
 
 def _stringify(value: Any) -> str:
-    """An argument as the command line gets it."""
+    """An argument as the command line gets it (a dataset input as its placeholder)."""
     if isinstance(value, str):
         return value
+    if isinstance(value, DatasetConsumptionConfig):
+        return value.placeholder
+    if isinstance(value, FileDataset):
+        raise TypeError(f"to pass {value!r} to a run, use ds.as_named_input(name).as_mount() "
+                        f"or .as_download()")
     if isinstance(value, (list, tuple)):
         return " ".join(shlex.quote(_stringify(v)) for v in value)
     return str(value)
+
+
+def _consumption_configs(value: Any) -> List[DatasetConsumptionConfig]:
+    """The dataset inputs in one argument (lists are looked into)."""
+    if isinstance(value, DatasetConsumptionConfig):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [config for item in value for config in _consumption_configs(item)]
+    return []

@@ -141,6 +141,34 @@ class Workspace:
         answer = self._http.get(self._path("environments"))
         return {item["name"]: Environment._from_view(item) for item in answer.get("items", [])}
 
+    @property
+    def datastores(self) -> Dict[str, Any]:
+        """The workspace's datastores by name (the built-in ``default`` among them)."""
+        from .datastore import Datastore
+
+        answer = self._http.get(self._path("datastores"))
+        return {item["name"]: Datastore._from_view(self, item) for item in answer.get("items", [])}
+
+    def get_default_datastore(self) -> Any:
+        """The default datastore (the built-in ``default``, the server's object store)."""
+        from .datastore import Datastore
+
+        return Datastore.get_default(self)
+
+    @property
+    def datasets(self) -> Dict[str, Any]:
+        """The latest version of each registered dataset, by name."""
+        from .dataset import Dataset
+
+        return Dataset.get_all(self)
+
+    @property
+    def models(self) -> Dict[str, Any]:
+        """The latest version of each registered model, by name."""
+        from .model import Model
+
+        return {model.name: model for model in Model.list(self, latest=True)}
+
     def get_details(self) -> Dict[str, Any]:
         """The workspace as the server shows it: ``id``, ``name``, ``description``,
         ``created_at``."""

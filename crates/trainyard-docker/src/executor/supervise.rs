@@ -1,6 +1,7 @@
 //! Watching a running container: its output into the run's log, `./logs`
 //! tailed, cancel requests and the time limit honoured, until it exits.
 
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use std::time::{Duration, Instant};
 use tokio::time::MissedTickBehavior;
@@ -21,11 +22,13 @@ fn source(stream: OutputStream) -> &'static str {
     }
 }
 
-/// Splitters for both streams of one pass.
+/// Splitters for both streams of one pass, noting since when each holds a
+/// line that has begun but not ended.
 #[derive(Default)]
 struct Splitters {
     stdout: LineSplitter,
     stderr: LineSplitter,
+    pending_since: [Option<DateTime<Utc>>; 2],
 }
 
 impl Splitters {
@@ -34,6 +37,24 @@ impl Splitters {
             OutputStream::Stdout => &mut self.stdout,
             OutputStream::Stderr => &mut self.stderr,
         }
+    }
+
+    /// Splits a chunk into complete lines.
+    fn push(&mut self, stream: OutputStream, at: DateTime<Utc>, bytes: &[u8]) -> Vec<String> {
+        let lines = self.get(stream).push(bytes);
+        let pending = self.get(stream).has_pending();
+        let since = &mut self.pending_since[stream as usize];
+        match (pending, lines.is_empty()) {
+            (false, _) => *since = None,
+            (true, false) => *since = Some(at),
+            (true, true) => *since = since.or(Some(at)),
+        }
+        lines
+    }
+
+    /// The earliest time of a line begun and not ended, if any.
+    fn earliest_pending(&self) -> Option<DateTime<Utc>> {
+        self.pending_since.iter().flatten().min().copied()
     }
 }
 
@@ -57,7 +78,7 @@ impl Executor {
             last_tail: Instant::now(),
         };
 
-        let mut output = self.engine.output(container, true).boxed();
+        let mut output = self.engine.output(container, true, 0).boxed();
         let mut splitters = Splitters::default();
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -65,7 +86,7 @@ impl Executor {
             tokio::select! {
                 chunk = output.next() => match chunk {
                     Some(Ok(chunk)) => {
-                        for line in splitters.get(chunk.stream).push(&chunk.bytes) {
+                        for line in splitters.push(chunk.stream, chunk.at, &chunk.bytes) {
                             writer.offer(source(chunk.stream), chunk.at, line);
                         }
                         writer.flush_if_due().await.map_err(db_error)?;
@@ -96,16 +117,40 @@ impl Executor {
             }
         };
 
-        // The final pass: everything from the start, partial last lines included.
-        writer.restart("stdout");
-        writer.restart("stderr");
+        // The final pass reads again from the second of the last line stored
+        // (or of a line begun and not ended): a follow can end early, but
+        // what it delivered came in order, so nothing before that is missing.
+        writer.flush().await.map_err(db_error)?;
+        let resume = match (
+            self.db.last_output_at(run.id).await.map_err(db_error)?,
+            splitters.earliest_pending(),
+        ) {
+            (Some(stored), Some(pending)) => Some(stored.min(pending)),
+            (stored, pending) => stored.or(pending),
+        };
+        let since = resume.map(|at| at.timestamp()).unwrap_or(0);
+        let boundary = DateTime::from_timestamp(since, 0).unwrap_or_default();
+        let again = self
+            .db
+            .output_lines_since(run.id, boundary)
+            .await
+            .map_err(db_error)?;
+        for name in ["stdout", "stderr"] {
+            let repeated = if since == 0 {
+                writer.stored(name)
+            } else {
+                again.get(name).copied().unwrap_or(0)
+            };
+            writer.restart_at(name, writer.stored(name) - repeated);
+        }
+        drop(splitters);
         let mut splitters = Splitters::default();
-        let mut output = self.engine.output(container, false).boxed();
+        let mut output = self.engine.output(container, false, since).boxed();
         let mut last_at = chrono::Utc::now();
         while let Some(chunk) = output.next().await {
             let chunk = chunk?;
             last_at = chunk.at;
-            for line in splitters.get(chunk.stream).push(&chunk.bytes) {
+            for line in splitters.push(chunk.stream, chunk.at, &chunk.bytes) {
                 writer.offer(source(chunk.stream), chunk.at, line);
             }
             writer.flush_if_due().await.map_err(db_error)?;
