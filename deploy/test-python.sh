@@ -7,9 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=target/python-venv
-if [ ! -x "$venv/bin/pytest" ]; then
+if ! "$venv/bin/python" -c 'import pytest, numpy' 2>/dev/null; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q pytest
+    # numpy: the digits example loads its registered model back to predict.
+    "$venv/bin/pip" install -q pytest numpy
 fi
 "$venv/bin/pip" install -q --force-reinstall --no-deps ./sdk/python
 rm -rf sdk/python/build sdk/python/*.egg-info

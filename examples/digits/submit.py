@@ -3,7 +3,8 @@
 Reads the workspace from .trainyard/config.json or TRAINYARD_URL /
 TRAINYARD_WORKSPACE / TRAINYARD_TOKEN, registers the environment, submits
 train.py, follows its output live and prints the final accuracy read back from
-the logged metrics.
+the logged metrics; then registers the model, downloads it back and predicts
+with it.
 
     python examples/digits/submit.py [--epochs 40] [--min-accuracy 0.9]
 """
@@ -11,8 +12,11 @@ the logged metrics.
 import argparse
 import os
 import sys
+import tempfile
 
-from trainyard import Environment, Experiment, ScriptRunConfig, Workspace
+import numpy as np
+
+from trainyard import Environment, Experiment, Model, ScriptRunConfig, Workspace
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -42,5 +46,26 @@ metrics = run.get_metrics()
 accuracy = metrics["accuracy"][-1]
 print(f"final accuracy (from the logged metrics): {accuracy:.4f}")
 print("files:", ", ".join(run.get_file_names()))
-if args.min_accuracy is not None and not accuracy > args.min_accuracy:
-    sys.exit(f"accuracy {accuracy:.4f} is not above {args.min_accuracy}")
+
+model = run.register_model(model_name="digits-mlp", model_path="outputs",
+                           model_framework=Model.Framework.CUSTOM,
+                           model_framework_version=np.__version__,
+                           resource_configuration={"cpu": 1, "memory_in_gb": 0.5},
+                           tags={"accuracy": f"{accuracy:.4f}"},
+                           description="two-layer network on the 8x8 digits")
+print(f"registered model {model.name} version {model.version}")
+
+# Load the registered model back, as a scoring service would, and predict.
+with tempfile.TemporaryDirectory() as folder:
+    path = Model(ws, "digits-mlp", version=model.version).download(target_dir=folder)
+    weights = np.load(os.path.join(path, "model.npz"))
+    holdout = np.load(os.path.join(path, "holdout.npz"))
+    hidden = np.maximum(0.0, holdout["x"] @ weights["w1"] + weights["b1"])
+    predicted = (hidden @ weights["w2"] + weights["b2"]).argmax(axis=1)
+    served = float((predicted == holdout["y"]).mean())
+print(f"accuracy of the downloaded model on its holdout sample: {served:.4f}")
+
+if args.min_accuracy is not None:
+    for label, value in [("logged", accuracy), ("downloaded model", served)]:
+        if not value > args.min_accuracy:
+            sys.exit(f"{label} accuracy {value:.4f} is not above {args.min_accuracy}")

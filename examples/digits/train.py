@@ -93,6 +93,8 @@ def main():
 
     os.makedirs("outputs", exist_ok=True)
     np.savez("outputs/model.npz", **params)
+    # A held-out sample travels with the model, so whoever loads it can check it.
+    np.savez("outputs/holdout.npz", x=x_test[:100], y=y_test[:100])
     run.log_row("final", accuracy=accuracy, loss=loss, epochs=args.epochs)
     run.flush()
     print(f"final accuracy {accuracy:.4f}; model saved to outputs/model.npz")
