@@ -33,3 +33,17 @@ pub(crate) async fn spool(
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(file)
 }
+
+/// Reads and discards a body that will be refused, so the client, still
+/// sending, gets the answer instead of a broken connection. Stops after
+/// `limit` bytes (the connection is then closed).
+pub(crate) async fn drain(body: Body, limit: u64) {
+    let mut received = 0u64;
+    let mut stream = body.into_data_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        received += chunk.len() as u64;
+        if received > limit {
+            break;
+        }
+    }
+}

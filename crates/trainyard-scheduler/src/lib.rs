@@ -2,6 +2,8 @@
 //! `LISTEN/NOTIFY`, with a slow poll as a fallback) while the node has room,
 //! hands each to the executor, and renews the leases of the runs it holds.
 
+pub mod placement;
+
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;

@@ -64,7 +64,7 @@ pub(super) struct Slot {
     pub free_memory_mb: u64,
     /// `u64::MAX` when the node does not count ports.
     pub free_ports: u64,
-    /// Whole capacity (ports unused), each at least what is free.
+    /// Whole capacity (ports unlimited), each at least what is free.
     pub total: Need,
     /// Held for a starving run: skipped unless a search includes reserved
     /// nodes.
@@ -137,16 +137,21 @@ impl Cluster {
         let mut slots: Vec<Slot> = Vec::new();
         for &n in &order {
             let node = &nodes[n];
-            let t = *names.entry(node.compute_target.as_str()).or_insert_with(|| {
-                targets.push(Target {
-                    name: node.compute_target.clone(),
-                    slots: Vec::new(),
-                    largest_total: Need::default(),
-                    buckets: Vec::new(),
-                    reservation: None,
+            let t = *names
+                .entry(node.compute_target.as_str())
+                .or_insert_with(|| {
+                    targets.push(Target {
+                        name: node.compute_target.clone(),
+                        slots: Vec::new(),
+                        largest_total: Need {
+                            ports: u64::MAX,
+                            ..Need::default()
+                        },
+                        buckets: Vec::new(),
+                        reservation: None,
+                    });
+                    targets.len() - 1
                 });
-                targets.len() - 1
-            });
             if node.state != NodeState::Ready {
                 continue;
             }
@@ -158,7 +163,9 @@ impl Cluster {
                 gpus: u64::from(node.total.gpus).max(free_gpus.len() as u64),
                 mcpu: free_mcpu(node.total.cpus).max(mcpu),
                 memory_mb: node.total.memory_mb.max(node.free_memory_mb),
-                ports: 0,
+                // A drained node's port count is not known: ports never
+                // make a run too large or stop a reservation.
+                ports: u64::MAX,
             };
             let slot = Slot {
                 node: n,

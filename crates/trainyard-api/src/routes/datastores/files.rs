@@ -17,6 +17,9 @@ use crate::AppState;
 /// Largest single file uploaded to a datastore.
 const MAX_DATASTORE_FILE_BYTES: u64 = 64 * 1024 * 1024 * 1024;
 
+/// Most of a refused upload read before answering (see [`crate::spool::drain`]).
+const MAX_DRAIN_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+
 /// A file in a datastore.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DatastoreFile {
