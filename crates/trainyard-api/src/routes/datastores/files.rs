@@ -88,6 +88,7 @@ pub(super) async fn upload_datastore_file(
             .await
             .map_err(|e| storage_error("path", e))?
     {
+        crate::spool::drain(body, MAX_DRAIN_BYTES).await;
         return Err(ApiError::Conflict {
             what: "file",
             field: "path",
