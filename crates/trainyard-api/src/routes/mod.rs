@@ -50,6 +50,33 @@ pub(crate) const DEFAULT_PAGE_SIZE: i64 = 100;
 /// Largest page size of every list.
 pub(crate) const MAX_PAGE_SIZE: i64 = 1000;
 
+/// Parses an optional whole-number parameter that must lie in `range`.
+pub(crate) fn int_param(
+    field: &str,
+    value: Option<&str>,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<Option<i64>, ApiError> {
+    value
+        .map(|text| {
+            text.parse::<i64>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or_else(|| {
+                    let (low, high) = (range.start(), range.end());
+                    ApiError::invalid(
+                        field,
+                        format!("must be a whole number from {low} to {high}"),
+                    )
+                })
+        })
+        .transpose()
+}
+
+/// Parses an optional version number (1 or more).
+pub(crate) fn version_param(field: &str, value: Option<&str>) -> Result<Option<i32>, ApiError> {
+    Ok(int_param(field, value, 1..=i64::from(i32::MAX))?.map(|v| v as i32))
+}
+
 /// Parses the `limit` and `cursor` query parameters of a list.
 pub(crate) fn page_args(
     limit: Option<&str>,

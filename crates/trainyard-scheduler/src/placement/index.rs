@@ -214,17 +214,24 @@ impl Cluster {
     /// The node with the most room for `need` on target `t`: most free GPUs
     /// then most free CPU when it asks for GPUs; fewest free GPUs then most
     /// free CPU when it does not (a CPU-only container should not take a
-    /// GPU node's room).
+    /// GPU node's room); then node id.
     pub fn roomiest_fit(&self, t: usize, need: &Need, include_reserved: bool) -> Option<usize> {
         let buckets = &self.targets[t].buckets;
         let from = usize::try_from(need.gpus).ok()?;
         let candidates = buckets.get(from..)?;
         let in_bucket = |bucket: &BTreeSet<(u64, usize)>| {
-            bucket
-                .range((need.mcpu, 0)..)
-                .rev()
-                .map(|&(_, s)| s)
-                .find(|&s| self.fits(s, need, include_reserved))
+            // Most free CPU first; among equals, the lowest node id (the
+            // walk goes downwards, so keep the last fitting one).
+            let mut best: Option<(u64, usize)> = None;
+            for &(mcpu, s) in bucket.range((need.mcpu, 0)..).rev() {
+                if best.is_some_and(|(most, _)| mcpu < most) {
+                    break;
+                }
+                if self.fits(s, need, include_reserved) {
+                    best = Some((mcpu, s));
+                }
+            }
+            best.map(|(_, s)| s)
         };
         if need.gpus > 0 {
             candidates.iter().rev().find_map(in_bucket)

@@ -34,11 +34,11 @@ prop_compose! {
             total: Capacity {
                 gpus: total_gpus,
                 cpus: f64::from(total_tenths) / 10.0,
-                memory_mb: total_mem * 8_000,
+                memory_mb: total_mem * 16_000,
             },
             free_gpus: (0..total_gpus).filter(|g| gpu_mask & (1 << g) != 0).collect(),
             free_cpus: f64::from(free_cpu_tenths) / 10.0,
-            free_memory_mb: total_mem * 8_000 * mem_free_share / 100,
+            free_memory_mb: total_mem * 16_000 * mem_free_share / 100,
             free_ports,
         }
     }
@@ -47,8 +47,8 @@ prop_compose! {
 prop_compose! {
     fn arb_demand()(
         gpus in prop_oneof![3 => Just(0u32), 4 => 1..=2u32, 2 => 3..=8u32, 1 => 9..=10u32],
-        cpu_tenths in 0..=200u32,
-        memory_mb in 0..=80_000u64,
+        cpu_tenths in 0..=120u32,
+        memory_mb in 0..=64_000u64,
         ports in prop_oneof![4 => Just(0u32), 1 => 1..=2u32],
     ) -> ContainerDemand {
         ContainerDemand { gpus, cpus: f64::from(cpu_tenths) / 10.0, memory_mb, ports }
@@ -58,13 +58,13 @@ prop_compose! {
 prop_compose! {
     fn arb_run()(
         workspace in 0..5u128,
-        target in prop_oneof![10 => 0..3usize, 1 => Just(3usize)],
+        target in prop_oneof![30 => 0..3usize, 1 => Just(3usize)],
         priority in 0..3i32,
         sequence in 0..60u64,
         waited_passes in 0..20u32,
         containers in prop_oneof![
-            5 => vec(arb_demand(), 1),
-            2 => vec(arb_demand(), 2..=4),
+            30 => vec(arb_demand(), 1),
+            10 => vec(arb_demand(), 2..=4),
             1 => vec(arb_demand(), 0..=0),
         ],
     ) -> WaitingRun {
@@ -93,7 +93,7 @@ prop_compose! {
 
 prop_compose! {
     fn arb_input()(
-        nodes in vec(arb_node(), 0..=20),
+        nodes in vec(arb_node(), 1..=20),
         runs in vec(arb_run(), 0..=200),
         workspaces in vec(proptest::option::of(arb_workspace()), 5),
         reserve_after_passes in proptest::option::of(0..10u32),

@@ -399,6 +399,22 @@ fn one_reservation_per_compute_target() {
 }
 
 #[test]
+fn a_gang_spreads_around_a_reserved_node() {
+    let mut big = run(1, 1, 8);
+    big.waited_passes = 99;
+    let nodes = vec![node("a", &gpus(6)), node("b", &[0, 1]), node("c", &[0, 1])];
+    let plan = plan(&input(nodes, vec![big, gang(2, 2, &[2, 2])]));
+    assert_eq!(plan.reservations[0].node_ids, ["a"]);
+    let on: Vec<&str> = placed(&plan, 2)
+        .unwrap()
+        .containers
+        .iter()
+        .map(|c| c.node_id.as_str())
+        .collect();
+    assert_eq!(on, ["b", "c"]);
+}
+
+#[test]
 fn a_gpu_quota_is_a_hard_limit_counting_this_pass() {
     let mut i = input(
         vec![node("a", &gpus(8))],

@@ -6,8 +6,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::DatasetView;
 use crate::auth::InWorkspace;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiResult, Problem};
 use crate::extract::{AppJson, AppPath, AppQuery};
+use crate::routes::version_param;
 
 /// The datasets of a workspace.
 #[derive(Debug, Serialize, ToSchema)]
@@ -44,19 +45,6 @@ pub struct VersionQuery {
     pub version: Option<String>,
 }
 
-fn version(query: &VersionQuery) -> Result<Option<i32>, ApiError> {
-    query
-        .version
-        .as_deref()
-        .map(|v| {
-            v.parse::<i32>()
-                .ok()
-                .filter(|v| *v >= 1)
-                .ok_or_else(|| ApiError::invalid("version", "must be a whole number from 1"))
-        })
-        .transpose()
-}
-
 /// Gets a dataset version (the latest by default).
 #[utoipa::path(get, path = "/workspaces/{workspace}/datasets/{name}", tag = "datasets",
     params(
@@ -77,9 +65,13 @@ pub(super) async fn get_dataset(
     let (_, name) = path;
     let workspace_id = scope.require(Role::Reader)?;
     Ok(AppJson(
-        db.get_dataset(workspace_id, &name, version(&query)?)
-            .await?
-            .into(),
+        db.get_dataset(
+            workspace_id,
+            &name,
+            version_param("version", query.version.as_deref())?,
+        )
+        .await?
+        .into(),
     ))
 }
 
@@ -121,7 +113,11 @@ pub(super) async fn list_dataset_files(
     let (_, name) = path;
     let workspace_id = scope.require(Role::Reader)?;
     let dataset = db
-        .get_dataset(workspace_id, &name, version(&query)?)
+        .get_dataset(
+            workspace_id,
+            &name,
+            version_param("version", query.version.as_deref())?,
+        )
         .await?;
     let items = dataset
         .files

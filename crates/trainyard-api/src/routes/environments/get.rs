@@ -6,8 +6,9 @@ use utoipa::IntoParams;
 
 use super::EnvironmentView;
 use crate::auth::InWorkspace;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiResult, Problem};
 use crate::extract::{AppJson, AppPath, AppQuery};
+use crate::routes::version_param;
 
 /// Which version to get.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -39,15 +40,7 @@ pub(super) async fn get_environment(
 ) -> ApiResult<AppJson<EnvironmentView>> {
     let (_, name) = path;
     let workspace_id = scope.require(Role::Reader)?;
-    let version = query
-        .version
-        .map(|v| {
-            v.parse::<i32>()
-                .ok()
-                .filter(|v| *v >= 1)
-                .ok_or_else(|| ApiError::invalid("version", "must be a whole number from 1"))
-        })
-        .transpose()?;
+    let version = version_param("version", query.version.as_deref())?;
     Ok(AppJson(
         db.get_environment(workspace_id, &name, version)
             .await?

@@ -6,11 +6,12 @@ use trainyard_db::{Db, DbError};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::history::{number, MAX_HISTORY_PAGE};
+use super::history::MAX_HISTORY_PAGE;
 use super::{MetricView, PointView};
 use crate::auth::InWorkspace;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{AppJson, AppQuery};
+use crate::routes::int_param;
 
 /// Most runs one comparison covers.
 const MAX_COMPARED_RUNS: usize = 100;
@@ -81,7 +82,7 @@ pub(super) async fn compare_runs(
             limit: MAX_COMPARED_RUNS,
         });
     }
-    let max_points = number(
+    let max_points = int_param(
         "max_points",
         query.max_points.as_deref(),
         2..=MAX_HISTORY_PAGE,

@@ -7,8 +7,9 @@ use uuid::Uuid;
 
 use super::{MetricView, PointView};
 use crate::auth::InWorkspace;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiResult, Problem};
 use crate::extract::{AppJson, AppPath, AppQuery};
+use crate::routes::int_param;
 
 /// Most points one history page returns.
 pub(crate) const MAX_HISTORY_PAGE: i64 = 10_000;
@@ -76,30 +77,6 @@ pub struct History {
     pub next_after_step: Option<i64>,
 }
 
-pub(crate) fn number(
-    field: &str,
-    value: Option<&str>,
-    range: std::ops::RangeInclusive<i64>,
-) -> Result<Option<i64>, ApiError> {
-    value
-        .map(|text| {
-            text.parse::<i64>()
-                .ok()
-                .filter(|n| range.contains(n))
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        field,
-                        format!(
-                            "must be a whole number from {} to {}",
-                            range.start(),
-                            range.end()
-                        ),
-                    )
-                })
-        })
-        .transpose()
-}
-
 /// Reads one metric's history: a page after a step, or the whole of it
 /// downsampled to `max_points`.
 #[utoipa::path(get, path = "/workspaces/{workspace}/runs/{run_id}/metrics/history", tag = "metrics",
@@ -121,7 +98,7 @@ pub(super) async fn metric_history(
     let (_, run_id) = path;
     let workspace_id = scope.require(Role::Reader)?;
     db.get_run(workspace_id, run_id).await?;
-    if let Some(max_points) = number(
+    if let Some(max_points) = int_param(
         "max_points",
         query.max_points.as_deref(),
         2..=MAX_HISTORY_PAGE,
@@ -134,12 +111,12 @@ pub(super) async fn metric_history(
             next_after_step: None,
         }));
     }
-    let after = number(
+    let after = int_param(
         "after_step",
         query.after_step.as_deref(),
         i64::MIN..=i64::MAX,
     )?;
-    let limit = number("limit", query.limit.as_deref(), 1..=MAX_HISTORY_PAGE)?.unwrap_or(1000);
+    let limit = int_param("limit", query.limit.as_deref(), 1..=MAX_HISTORY_PAGE)?.unwrap_or(1000);
     let points = db.metric_history(run_id, &query.name, after, limit).await?;
     let next_after_step = (points.len() as i64 == limit)
         .then(|| points.last().map(|p| p.step))

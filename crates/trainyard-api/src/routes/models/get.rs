@@ -10,6 +10,7 @@ use super::{model_prefix, ModelList, ModelView};
 use crate::auth::InWorkspace;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{AppJson, AppPath, AppQuery};
+use crate::routes::version_param;
 use crate::AppState;
 
 /// Lists the latest version of every model.
@@ -43,12 +44,9 @@ pub struct ModelQuery {
     pub alias: Option<String>,
 }
 
-/// Parses a version number given in `field`.
+/// Parses a version number given in `field` of the path.
 pub(super) fn parse_version(field: &str, text: &str) -> Result<i32, ApiError> {
-    text.parse::<i32>()
-        .ok()
-        .filter(|v| *v >= 1)
-        .ok_or_else(|| ApiError::invalid(field, "must be a whole number from 1"))
+    Ok(version_param(field, Some(text))?.unwrap_or(1))
 }
 
 /// Gets a model version: `version`, or the one `alias` points at, or the latest.
@@ -70,11 +68,7 @@ pub(super) async fn get_model(
 ) -> ApiResult<AppJson<ModelView>> {
     let (_, name) = path;
     let workspace_id = scope.require(Role::Reader)?;
-    let version = query
-        .version
-        .as_deref()
-        .map(|v| parse_version("version", v))
-        .transpose()?;
+    let version = version_param("version", query.version.as_deref())?;
     let model = state
         .db
         .get_model(workspace_id, &name, version, query.alias.as_deref())

@@ -15,8 +15,9 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::InWorkspace;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiResult, Problem};
 use crate::extract::{AppJson, AppPath, AppQuery};
+use crate::routes::int_param;
 
 /// Most lines one page returns.
 const MAX_LINES_PER_PAGE: i64 = 10_000;
@@ -73,31 +74,6 @@ pub struct LogPage {
     pub next_seq: i64,
 }
 
-fn parse_number(
-    field: &str,
-    value: Option<&str>,
-    default: i64,
-    range: std::ops::RangeInclusive<i64>,
-) -> Result<i64, ApiError> {
-    match value {
-        None => Ok(default),
-        Some(text) => text
-            .parse::<i64>()
-            .ok()
-            .filter(|n| range.contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    field,
-                    format!(
-                        "must be a whole number from {} to {}",
-                        range.start(),
-                        range.end()
-                    ),
-                )
-            }),
-    }
-}
-
 /// Reads a page of one source of a run's log.
 #[utoipa::path(get, path = "/workspaces/{workspace}/runs/{run_id}/logs", tag = "runs",
     params(
@@ -119,13 +95,8 @@ pub(super) async fn read_run_log(
     let workspace_id = scope.require(Role::Reader)?;
     let sources = db.run_log_sources(workspace_id, run_id).await?;
     let source = query.source.unwrap_or_else(|| "stdout".to_string());
-    let from_seq = parse_number("from_seq", query.from_seq.as_deref(), 0, 0..=i64::MAX)?;
-    let limit = parse_number(
-        "limit",
-        query.limit.as_deref(),
-        1000,
-        1..=MAX_LINES_PER_PAGE,
-    )?;
+    let from_seq = int_param("from_seq", query.from_seq.as_deref(), 0..=i64::MAX)?.unwrap_or(0);
+    let limit = int_param("limit", query.limit.as_deref(), 1..=MAX_LINES_PER_PAGE)?.unwrap_or(1000);
     let lines = db.read_run_log(run_id, &source, from_seq, limit).await?;
     let next_seq = lines.last().map(|l| l.seq + 1).unwrap_or(from_seq);
     Ok(AppJson(LogPage {
