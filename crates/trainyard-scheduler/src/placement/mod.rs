@@ -56,6 +56,8 @@
 //!   pass (capacity only shrinks during a pass, so a run that did not fit
 //!   still does not), so all texts agree with one another.
 
+#![warn(missing_docs)]
+
 mod index;
 mod planner;
 mod reason;
