@@ -16,6 +16,9 @@ pub enum DockerError {
     Other(String),
 }
 
+/// Longest a single Docker API request may take.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// A Docker engine: the local socket, or one named by `DOCKER_HOST`.
 #[derive(Clone, Debug)]
 pub struct Engine {
@@ -25,8 +28,10 @@ pub struct Engine {
 impl Engine {
     /// Connects to the engine named by `DOCKER_HOST`, or the local socket.
     pub fn connect_local() -> Result<Engine, DockerError> {
+        // bollard's default (120 s) bounds a whole request, upload included:
+        // copying a large dataset into a container takes longer than that.
         Ok(Engine {
-            docker: Docker::connect_with_local_defaults()?,
+            docker: Docker::connect_with_local_defaults()?.with_timeout(REQUEST_TIMEOUT),
         })
     }
 
