@@ -198,6 +198,23 @@ impl From<DbError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// A storage failure: a missing key is a missing `what`, a refused key
+    /// names `field`, anything else is internal.
+    pub fn from_storage(
+        what: &'static str,
+        field: &str,
+        err: trainyard_storage::StorageError,
+    ) -> ApiError {
+        use trainyard_storage::StorageError;
+        match err {
+            StorageError::NotFound { .. } => ApiError::NotFound(what),
+            StorageError::Invalid { reason } => ApiError::invalid(field, reason),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(source) = &self {

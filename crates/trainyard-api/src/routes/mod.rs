@@ -50,6 +50,16 @@ pub(crate) const DEFAULT_PAGE_SIZE: i64 = 100;
 /// Largest page size of every list.
 pub(crate) const MAX_PAGE_SIZE: i64 = 1000;
 
+/// The `version` query parameter of things that have versions.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct VersionQuery {
+    /// The version; the latest when absent.
+    #[param(value_type = Option<i32>)]
+    pub version: Option<String>,
+}
+
 /// Parses an optional whole-number parameter that must lie in `range`.
 pub(crate) fn int_param(
     field: &str,

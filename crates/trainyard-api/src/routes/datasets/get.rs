@@ -1,14 +1,14 @@
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use trainyard_core::Role;
 use trainyard_db::Db;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::DatasetView;
 use crate::auth::InWorkspace;
 use crate::error::{ApiResult, Problem};
 use crate::extract::{AppJson, AppPath, AppQuery};
-use crate::routes::version_param;
+use crate::routes::{version_param, VersionQuery};
 
 /// The datasets of a workspace.
 #[derive(Debug, Serialize, ToSchema)]
@@ -33,16 +33,6 @@ pub(super) async fn list_datasets(
         .map(Into::into)
         .collect();
     Ok(AppJson(DatasetList { items }))
-}
-
-/// Which version.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct VersionQuery {
-    /// The version; the latest when absent.
-    #[param(value_type = Option<i32>)]
-    pub version: Option<String>,
 }
 
 /// Gets a dataset version (the latest by default).

@@ -44,11 +44,7 @@ pub struct UploadQuery {
 }
 
 fn storage_error(field: &str, err: StorageError) -> ApiError {
-    match err {
-        StorageError::NotFound { .. } => ApiError::NotFound("file"),
-        StorageError::Invalid { reason } => ApiError::invalid(field, reason),
-        other => ApiError::Internal(other.to_string()),
-    }
+    ApiError::from_storage("file", field, err)
 }
 
 /// Uploads one file to a datastore (the body is its bytes, streamed; up to 64 GiB).

@@ -1,24 +1,12 @@
 use axum::extract::State;
-use serde::Deserialize;
 use trainyard_core::Role;
 use trainyard_db::Db;
-use utoipa::IntoParams;
 
 use super::EnvironmentView;
 use crate::auth::InWorkspace;
 use crate::error::{ApiResult, Problem};
 use crate::extract::{AppJson, AppPath, AppQuery};
-use crate::routes::version_param;
-
-/// Which version to get.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct VersionQuery {
-    /// The version; the latest when absent.
-    #[param(value_type = Option<i32>)]
-    pub version: Option<String>,
-}
+use crate::routes::{version_param, VersionQuery};
 
 /// Gets a version of an environment (the latest by default), with its
 /// image reference and build state.

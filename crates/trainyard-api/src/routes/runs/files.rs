@@ -111,11 +111,7 @@ pub(super) async fn download_run_file(
         .storage
         .get_stream(&key)
         .await
-        .map_err(|err| match err {
-            StorageError::NotFound { .. } => ApiError::NotFound("file"),
-            StorageError::Invalid { reason } => ApiError::invalid("path", reason),
-            other => storage_error(other),
-        })?;
+        .map_err(|err| ApiError::from_storage("file", "path", err))?;
     let name = query
         .path
         .rsplit('/')
@@ -175,10 +171,7 @@ pub(super) async fn download_run_archive(
     }
     let file = trainyard_storage::archive(&state.storage, &prefix)
         .await
-        .map_err(|err| match err {
-            StorageError::Invalid { reason } => ApiError::invalid("prefix", reason),
-            other => storage_error(other),
-        })?;
+        .map_err(|err| ApiError::from_storage("file", "prefix", err))?;
     let file = tokio::fs::File::from_std(file.into_file());
     let stream = tokio_util::io::ReaderStream::new(file);
     Ok((
@@ -256,10 +249,7 @@ pub(super) async fn upload_run_file(
         .storage
         .put_file(&key, file.path())
         .await
-        .map_err(|err| match err {
-            StorageError::Invalid { reason } => ApiError::invalid("path", reason),
-            other => storage_error(other),
-        })?;
+        .map_err(|err| ApiError::from_storage("file", "path", err))?;
     let stored = state.storage.head(&key).await.map_err(storage_error)?;
     Ok((
         axum::http::StatusCode::CREATED,
