@@ -452,3 +452,84 @@ async fn runs_are_sorted_and_filtered_by_metrics_and_properties() {
         Some("order_by"),
     );
 }
+
+#[tokio::test]
+async fn concurrent_batches_are_all_kept_and_a_bad_one_is_refused_alone() {
+    let (app, token, run) = setup().await;
+    let other = app.run("lab", &token, "exp", json!({})).await;
+    let other = other["id"].as_str().unwrap().to_string();
+    // `shape` exists as a scalar; one concurrent batch logs it as a list.
+    let (status, _) = app
+        .post(
+            &metrics_path(&run),
+            &token,
+            json!({ "metrics": [{ "name": "shape", "value": 1 }] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // 24 good batches and a bad one at once, written in shared transactions:
+    // steps left out are numbered after the metric's last point, across batches.
+    let batches = (0..25).map(|i| {
+        let (app, token) = (&app, &token);
+        let target = if i % 2 == 0 {
+            run.clone()
+        } else {
+            other.clone()
+        };
+        async move {
+            let body = if i == 24 {
+                json!({ "metrics": [
+                    { "name": "loss", "value": 1.0 },
+                    { "name": "shape", "kind": "list", "value": [1, 2] },
+                ]})
+            } else {
+                let points: Vec<Value> = (0..50)
+                    .map(|_| json!({ "name": "loss", "value": i }))
+                    .collect();
+                json!({ "metrics": points })
+            };
+            app.post(&metrics_path(&target), token, body).await
+        }
+    });
+    let answers = futures::future::join_all(batches).await;
+    for (i, (status, body)) in answers.iter().enumerate() {
+        if i == 24 {
+            assert_problem(
+                &(*status, body.clone()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                Some("metrics"),
+            );
+            assert!(
+                body["detail"].as_str().unwrap().contains("scalar"),
+                "{body}"
+            );
+        } else {
+            assert_eq!(*status, StatusCode::OK, "batch {i}: {body}");
+            assert_eq!(body["accepted"], 50);
+        }
+    }
+    for target in [&run, &other] {
+        let metrics = latest(&app, &token, target).await;
+        assert_eq!(metrics["loss"]["count"], 12 * 50, "{metrics}");
+        let (status, history) = app
+            .get(
+                &format!("{}/history?name=loss&limit=10000", metrics_path(target)),
+                &token,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{history}");
+        let steps: Vec<i64> = history["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["step"].as_i64().unwrap())
+            .collect();
+        assert_eq!(steps, (0..600).collect::<Vec<_>>(), "one point per step");
+    }
+    // Nothing of the refused batch was kept.
+    let metrics = latest(&app, &token, &run).await;
+    assert_eq!(metrics["shape"]["kind"], "scalar");
+    assert_eq!(metrics["shape"]["count"], 1);
+}

@@ -6,11 +6,11 @@
 //! in batches of `--batch` points (`--keys` metric names × batch/keys steps,
 //! as MLflow's log-batch benchmark sends them), `--points` in all.
 //! (b) COPY: the same rows (metric_id, step, at, value) for runs of their
-//! own, `--writers` concurrent COPY streams of one COPY each: the ceiling.
+//! own, in the binary format the server sends, `--writers` concurrent COPY streams of one COPY each: the ceiling.
 //! (b') COPY per batch: one COPY, and so one commit, per `--batch` rows: the
 //! database work a batch request cannot avoid.
 //!
-//! Request bodies and COPY text are built before the clock starts, and each
+//! Request bodies and COPY data are built before the clock starts, and each
 //! writer first sends `--warmup` untimed batches. `--rounds` rounds run the
 //! three phases one after the other, each on runs of its own, so that load
 //! from outside falls on all of them; the summary takes each phase's median.
@@ -36,6 +36,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 use trainyard_api::{AppState, Limits};
+use trainyard_db::metrics::PointCopy;
 use trainyard_db::Db;
 use uuid::Uuid;
 
@@ -179,21 +180,13 @@ fn api_body(points: &[Point]) -> Bytes {
     Bytes::from(serde_json::to_vec(&json!({ "metrics": metrics })).expect("JSON"))
 }
 
-/// COPY text for one batch, spelled as the server spells it.
-fn copy_text(points: &[Point], metric_ids: &[i64]) -> Bytes {
-    let mut text = String::with_capacity(points.len() * 64);
-    for p in points {
-        writeln!(
-            text,
-            "{}\t{}\t{}\t{:e}",
-            metric_ids[p.key],
-            p.step,
-            p.at.format("%Y-%m-%d %H:%M:%S%.6f+00"),
-            p.value
-        )
-        .expect("writing to a String");
+/// Binary COPY data for some batches, spelled as the server spells it.
+fn copy_data<'a>(batches: impl IntoIterator<Item = &'a Vec<Point>>, metric_ids: &[i64]) -> Bytes {
+    let mut copy = PointCopy::new();
+    for p in batches.into_iter().flatten() {
+        copy.push(metric_ids[p.key], p.step, p.at, p.value);
     }
-    Bytes::from(text)
+    Bytes::from(copy.finish())
 }
 
 /// The in-process server and a client with a contributor token.
@@ -683,31 +676,24 @@ async fn copy_phase(
         );
     }
     let ids = metric_rows(pool, &runs, keys).await?;
-    let texts: Vec<Vec<Bytes>> = batches
+    // Per batch: one COPY document each; per stream: one for all its batches.
+    let data: Vec<Vec<Bytes>> = batches
         .iter()
         .zip(&ids)
-        .map(|(b, ids)| b.iter().map(|points| copy_text(points, ids)).collect())
+        .map(|(b, ids)| match kind {
+            Kind::CopyPerBatch => b.iter().map(|points| copy_data([points], ids)).collect(),
+            _ => vec![copy_data(b, ids)],
+        })
         .collect();
     reset_table(pool).await?;
-    let statement = "COPY metric_points (metric_id, step, at, value) FROM STDIN";
     let phase = measure(pool, kind, round, writers, |w| {
-        let (texts, batches) = (&texts[w], &batches[w]);
+        let (data, batches) = (&data[w], &batches[w]);
         async move {
             let mut latencies = Vec::new();
-            if kind == Kind::CopyPerBatch {
-                for text in texts {
-                    let sent = Instant::now();
-                    let mut copy = pool.copy_in_raw(statement).await?;
-                    copy.send(text.clone()).await?;
-                    copy.finish().await?;
-                    latencies.push(sent.elapsed());
-                }
-            } else {
+            for document in data {
                 let sent = Instant::now();
-                let mut copy = pool.copy_in_raw(statement).await?;
-                for text in texts {
-                    copy.send(text.clone()).await?;
-                }
+                let mut copy = pool.copy_in_raw(PointCopy::STATEMENT).await?;
+                copy.send(document.clone()).await?;
                 copy.finish().await?;
                 latencies.push(sent.elapsed());
             }

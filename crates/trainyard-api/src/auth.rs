@@ -3,7 +3,7 @@
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::{header, request::Parts};
 use trainyard_core::Role;
-use trainyard_db::tokens::{hash_secret, new_secret, secret_from, NewToken};
+use trainyard_db::tokens::{hash_secret, new_secret, secret_from, NewToken, Token};
 use trainyard_db::workspaces::Workspace;
 use trainyard_db::{Db, DbError};
 use uuid::Uuid;
@@ -89,35 +89,53 @@ where
         if let Some(caller) = parts.extensions.get::<Caller>() {
             return Ok(caller.clone());
         }
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or(ApiError::Unauthenticated(
-                "send a token in the Authorization header: `Authorization: Bearer <token>`",
-            ))?;
-        let secret = header
-            .to_str()
-            .ok()
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|secret| !secret.is_empty())
-            .ok_or(ApiError::Unauthenticated(
-                "the Authorization header must be `Bearer <token>`",
-            ))?;
         let token = Db::from_ref(state)
-            .authenticate_token(&hash_secret(secret))
+            .authenticate_token(&hash_secret(bearer_secret(parts)?))
             .await?
-            .ok_or(ApiError::Unauthenticated(
-                "the token is unknown, revoked or expired",
-            ))?;
-        let caller = Caller {
+            .ok_or(UNKNOWN_TOKEN)?;
+        let caller = Caller::from(token);
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
+    }
+}
+
+/// A caller already established for this request, or the hash of the
+/// secret it presents.
+enum Who {
+    Known(Caller),
+    Presenting(Vec<u8>),
+}
+
+const UNKNOWN_TOKEN: ApiError =
+    ApiError::Unauthenticated("the token is unknown, revoked or expired");
+
+/// The secret of the request's `Authorization: Bearer` header.
+fn bearer_secret(parts: &Parts) -> Result<&str, ApiError> {
+    let header = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or(ApiError::Unauthenticated(
+            "send a token in the Authorization header: `Authorization: Bearer <token>`",
+        ))?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|secret| !secret.is_empty())
+        .ok_or(ApiError::Unauthenticated(
+            "the Authorization header must be `Bearer <token>`",
+        ))
+}
+
+impl From<Token> for Caller {
+    fn from(token: Token) -> Caller {
+        Caller {
             token_id: token.id,
             workspace_id: token.workspace_id,
             role: token.role(),
             run_id: token.run_id,
-        };
-        parts.extensions.insert(caller.clone());
-        Ok(caller)
+        }
     }
 }
 
@@ -175,20 +193,41 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let caller = Caller::from_request_parts(parts, state).await?;
+        // Refuse a missing or malformed token before looking at the path.
+        let who = match parts.extensions.get::<Caller>() {
+            Some(caller) => Who::Known(caller.clone()),
+            None => Who::Presenting(hash_secret(bearer_secret(parts)?)),
+        };
         let AppPath(params) =
             AppPath::<std::collections::HashMap<String, String>>::from_request_parts(parts, state)
                 .await?;
-        let workspace = params
+        let named = params
             .get("workspace")
             .ok_or(ApiError::NotFound("workspace"))?;
-        let found = Db::from_ref(state).find_workspace(workspace).await?;
-        if !caller.is_server_admin() && caller.workspace_id != Some(found.id) {
-            return Err(ApiError::NotFound("workspace"));
+        let db = Db::from_ref(state);
+        let (caller, found) = match who {
+            Who::Known(caller) => match db.find_workspace(named).await {
+                Ok(workspace) => (caller, Some(workspace)),
+                Err(DbError::NotFound(_)) => (caller, None),
+                Err(err) => return Err(err.into()),
+            },
+            Who::Presenting(secret) => {
+                let (token, found) = db
+                    .authenticate_in_workspace(&secret, named)
+                    .await?
+                    .ok_or(UNKNOWN_TOKEN)?;
+                let caller = Caller::from(token);
+                parts.extensions.insert(caller.clone());
+                (caller, found)
+            }
+        };
+        match found {
+            Some(workspace)
+                if caller.is_server_admin() || caller.workspace_id == Some(workspace.id) =>
+            {
+                Ok(InWorkspace { workspace, caller })
+            }
+            _ => Err(ApiError::NotFound("workspace")),
         }
-        Ok(InWorkspace {
-            workspace: found,
-            caller,
-        })
     }
 }

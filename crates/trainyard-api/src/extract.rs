@@ -67,6 +67,11 @@ fn body_error(rejection: BytesRejection, limits: Limits) -> ApiError {
 
 /// Parses a JSON document, naming the field that failed.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Tracking the path costs on every value; only a refused body needs it,
+    // so it is parsed again with the tracking to name the field.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();

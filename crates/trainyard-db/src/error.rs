@@ -31,6 +31,13 @@ pub enum DbError {
     /// Any other database failure.
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),
+    /// A database failure of a write shared by several requests.
+    #[error("database error: {0}")]
+    Shared(std::sync::Arc<sqlx::Error>),
+    /// The task writing metrics ended before answering (the server is
+    /// shutting down).
+    #[error("the metric writer stopped before storing the batch")]
+    WriterStopped,
     /// A migration could not be applied.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

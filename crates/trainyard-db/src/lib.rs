@@ -25,6 +25,7 @@ pub use page::{Cursor, Page};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The schema, from the repository's `migrations/` folder.
@@ -34,6 +35,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations"
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: PgPool,
+    metric_queue: Arc<metrics::MetricQueue>,
 }
 
 impl Db {
@@ -43,14 +45,21 @@ impl Db {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
+            // No ping before each use: a round trip per query is a large part
+            // of a short one, and a broken connection fails its query and is
+            // dropped from the pool anyway.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
-        Ok(Db { pool })
+        Ok(Db::from_pool(pool))
     }
 
     /// Wraps an existing pool (tests build their own).
     pub fn from_pool(pool: PgPool) -> Db {
-        Db { pool }
+        Db {
+            pool,
+            metric_queue: Arc::default(),
+        }
     }
 
     /// Applies every migration not yet applied.

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use crate::workspaces::Workspace;
 use crate::{Cursor, Db, DbError, Page};
 
 /// Every secret starts with this, so leaked tokens are easy to scan for.
@@ -116,6 +117,23 @@ macro_rules! columns {
     };
 }
 
+/// The CTEs that find a live token by `$1` (its hash) as `found`, and note
+/// its use at most once a minute, so that reads stay reads.
+macro_rules! authenticated {
+    () => {
+        concat!(
+            "WITH found AS (SELECT ",
+            columns!(),
+            " FROM api_tokens
+               WHERE secret_hash = $1 AND revoked_at IS NULL
+                 AND (expires_at IS NULL OR expires_at > now())),
+             touched AS (UPDATE api_tokens t SET last_used_at = now() FROM found
+               WHERE t.id = found.id
+                 AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute'))"
+        )
+    };
+}
+
 impl Db {
     /// Stores a new token.
     pub async fn create_token(&self, new: NewToken<'_>) -> Result<Token, DbError> {
@@ -145,27 +163,53 @@ impl Db {
     /// Finds the live (not revoked, not expired) token with this secret hash,
     /// and notes that it was used.
     pub async fn authenticate_token(&self, secret_hash: &[u8]) -> Result<Option<Token>, DbError> {
-        let token = sqlx::query_as::<_, Token>(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM api_tokens
-             WHERE secret_hash = $1 AND revoked_at IS NULL
-               AND (expires_at IS NULL OR expires_at > now())"
+        let token = sqlx::query_as::<_, Token>(concat!(authenticated!(), " SELECT * FROM found"))
+            .bind(secret_hash)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(token)
+    }
+
+    /// The token with `secret_hash` and the workspace named `id_or_name`
+    /// (`None` when there is none), in one round trip: most requests need both.
+    pub async fn authenticate_in_workspace(
+        &self,
+        secret_hash: &[u8],
+        id_or_name: &str,
+    ) -> Result<Option<(Token, Option<Workspace>)>, DbError> {
+        #[derive(FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            token: Token,
+            ws_id: Option<Uuid>,
+            ws_name: Option<String>,
+            ws_description: Option<String>,
+            ws_created_at: Option<DateTime<Utc>>,
+        }
+        let row = sqlx::query_as::<_, Row>(concat!(
+            authenticated!(),
+            ", named AS (SELECT id AS ws_id, name AS ws_name, description AS ws_description,
+                                created_at AS ws_created_at
+                         FROM workspaces WHERE id = $2 OR ($2 IS NULL AND name = $3))
+             SELECT found.*, named.* FROM found LEFT JOIN named ON true"
         ))
         .bind(secret_hash)
+        .bind(Uuid::parse_str(id_or_name).ok())
+        .bind(id_or_name)
         .fetch_optional(self.pool())
         .await?;
-        if let Some(token) = &token {
-            // At most one write a minute per token, so reads stay reads.
-            sqlx::query(
-                "UPDATE api_tokens SET last_used_at = now()
-                 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
-            )
-            .bind(token.id)
-            .execute(self.pool())
-            .await?;
-        }
-        Ok(token)
+        Ok(row.map(|row| {
+            let workspace = match (row.ws_id, row.ws_name, row.ws_created_at) {
+                (Some(id), Some(name), Some(created_at)) => Some(Workspace {
+                    id,
+                    name,
+                    description: row.ws_description,
+                    created_at,
+                }),
+                _ => None,
+            };
+            (row.token, workspace)
+        }))
     }
 
     /// Whether any server administrator token exists (revoked ones included).

@@ -4,7 +4,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use trainyard_core::metrics::{metric_name, metric_value, MAX_METRICS_PER_REQUEST};
-use trainyard_core::MetricKind;
+use trainyard_core::{FieldError, MetricKind};
 use trainyard_db::metrics::NewMetricPoint;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -111,8 +111,12 @@ pub(super) async fn log_metrics(
         .into_iter()
         .enumerate()
         .map(|(i, entry)| {
-            metric_name(&format!("metrics[{i}].name"), &entry.name)?;
-            let value = metric_value(entry.kind, &format!("metrics[{i}].value"), &entry.value)?;
+            // Field names are spelled out only for the entry that is refused.
+            let in_entry = |err: FieldError| {
+                FieldError::new(format!("metrics[{i}].{}", err.field), err.reason)
+            };
+            metric_name("name", &entry.name).map_err(in_entry)?;
+            let value = metric_value(entry.kind, "value", &entry.value).map_err(in_entry)?;
             Ok(NewMetricPoint {
                 name: entry.name,
                 kind: entry.kind,
@@ -121,8 +125,10 @@ pub(super) async fn log_metrics(
                 value,
             })
         })
-        .collect::<Result<Vec<_>, trainyard_core::FieldError>>()?;
-    state.db.get_run(workspace_id, run_id).await?;
-    let accepted = state.db.log_metrics(run_id, points).await?;
+        .collect::<Result<Vec<_>, FieldError>>()?;
+    let accepted = state
+        .db
+        .log_run_metrics(workspace_id, run_id, points)
+        .await?;
     Ok(AppJson(Logged { accepted }))
 }

@@ -1,11 +1,15 @@
 //! Metrics: a row per metric of a run with its latest value, scalar points in
-//! a narrow table loaded with COPY, other shapes as JSON. One batch is one
-//! transaction: it is stored whole or not at all.
+//! a narrow table loaded with binary COPY, other shapes as JSON. Batches are
+//! written by [`write`]: each is stored whole or not at all.
+
+mod write;
+
+pub(crate) use write::MetricQueue;
+pub use write::PointCopy;
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::FromRow;
-use std::collections::{BTreeMap, HashMap};
 use trainyard_core::{MetricKind, MetricValue};
 use uuid::Uuid;
 
@@ -89,180 +93,7 @@ struct JsonRow {
     value: Json<serde_json::Value>,
 }
 
-#[derive(FromRow)]
-struct MetricHead {
-    id: i64,
-    name: String,
-    kind: String,
-    count: i64,
-}
-
-/// The latest point of each metric in a batch, and how many points it adds.
-struct Aggregate {
-    added: i64,
-    step: i64,
-    at: DateTime<Utc>,
-    value: Option<f64>,
-    json: Option<serde_json::Value>,
-}
-
-/// PostgreSQL's text COPY spelling of a double.
-fn copy_float(value: f64) -> String {
-    if value.is_nan() {
-        "NaN".into()
-    } else if value == f64::INFINITY {
-        "Infinity".into()
-    } else if value == f64::NEG_INFINITY {
-        "-Infinity".into()
-    } else {
-        format!("{value:e}")
-    }
-}
-
 impl Db {
-    /// Stores a batch of points of a run; returns how many were stored.
-    pub async fn log_metrics(
-        &self,
-        run_id: Uuid,
-        points: Vec<NewMetricPoint>,
-    ) -> Result<u64, DbError> {
-        if points.is_empty() {
-            return Ok(0);
-        }
-        let mut kinds: BTreeMap<&str, MetricKind> = BTreeMap::new();
-        for point in &points {
-            let kind = kinds.entry(point.name.as_str()).or_insert(point.kind);
-            if *kind != point.kind {
-                return Err(DbError::MetricKind {
-                    name: point.name.clone(),
-                    existing: kind.as_str(),
-                });
-            }
-        }
-        let mut tx = self.pool().begin().await?;
-        // Sorted names lock metric rows in one order, so concurrent batches
-        // of one run cannot deadlock.
-        let names: Vec<&str> = kinds.keys().copied().collect();
-        let kind_names: Vec<&str> = kinds.values().map(|k| k.as_str()).collect();
-        let heads = sqlx::query_as::<_, MetricHead>(
-            "INSERT INTO metrics (run_id, name, kind)
-             SELECT $1, n, k FROM UNNEST($2::text[], $3::text[]) AS u(n, k)
-             ON CONFLICT (run_id, name) DO UPDATE SET name = EXCLUDED.name
-             RETURNING id, name, kind, count",
-        )
-        .bind(run_id)
-        .bind(&names)
-        .bind(&kind_names)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut metric: HashMap<String, (i64, i64)> = HashMap::new();
-        for head in heads {
-            let wanted = kinds[head.name.as_str()];
-            if head.kind != wanted.as_str() {
-                let existing = MetricKind::parse(&head.kind).unwrap_or_default().as_str();
-                return Err(DbError::MetricKind {
-                    name: head.name,
-                    existing,
-                });
-            }
-            metric.insert(head.name, (head.id, head.count));
-        }
-
-        let mut copy_text = String::new();
-        let (mut json_ids, mut json_steps, mut json_times, mut json_values) =
-            (vec![], vec![], vec![], vec![]);
-        let mut aggregates: HashMap<i64, Aggregate> = HashMap::new();
-        let mut next_step: HashMap<i64, i64> = HashMap::new();
-        let stored = points.len() as u64;
-        for point in points {
-            let (id, count) = metric[point.name.as_str()];
-            let auto = next_step.entry(id).or_insert(count);
-            let step = point.step.unwrap_or(*auto);
-            *auto = (*auto).max(step + 1);
-            let (scalar, json) = match point.value {
-                MetricValue::Scalar(value) => {
-                    copy_text.push_str(&format!(
-                        "{id}\t{step}\t{}\t{}\n",
-                        point.at.format("%Y-%m-%d %H:%M:%S%.6f+00"),
-                        copy_float(value)
-                    ));
-                    (Some(value), None)
-                }
-                MetricValue::Json(value) => {
-                    json_ids.push(id);
-                    json_steps.push(step);
-                    json_times.push(point.at);
-                    json_values.push(Json(value.clone()));
-                    (None, Some(value))
-                }
-            };
-            let aggregate = aggregates.entry(id).or_insert(Aggregate {
-                added: 0,
-                step,
-                at: point.at,
-                value: scalar,
-                json: json.clone(),
-            });
-            aggregate.added += 1;
-            if (step, point.at) >= (aggregate.step, aggregate.at) {
-                aggregate.step = step;
-                aggregate.at = point.at;
-                aggregate.value = scalar;
-                aggregate.json = json;
-            }
-        }
-        if !copy_text.is_empty() {
-            let mut copy = tx
-                .copy_in_raw("COPY metric_points (metric_id, step, at, value) FROM STDIN")
-                .await?;
-            copy.send(copy_text.into_bytes()).await?;
-            copy.finish().await?;
-        }
-        if !json_ids.is_empty() {
-            sqlx::query(
-                "INSERT INTO metric_values (metric_id, step, at, value)
-                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[], $4::jsonb[])",
-            )
-            .bind(&json_ids)
-            .bind(&json_steps)
-            .bind(&json_times)
-            .bind(&json_values)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let mut ids = Vec::new();
-        let (mut added, mut steps, mut times, mut values, mut jsons) =
-            (vec![], vec![], vec![], vec![], vec![]);
-        for (id, aggregate) in aggregates {
-            ids.push(id);
-            added.push(aggregate.added);
-            steps.push(aggregate.step);
-            times.push(aggregate.at);
-            values.push(aggregate.value);
-            jsons.push(aggregate.json.map(Json));
-        }
-        sqlx::query(
-            "UPDATE metrics m SET count = m.count + u.added,
-                 latest_step = CASE WHEN m.latest_step IS NULL OR (u.step, u.at) >= (m.latest_step, m.latest_at) THEN u.step ELSE m.latest_step END,
-                 latest_value = CASE WHEN m.latest_step IS NULL OR (u.step, u.at) >= (m.latest_step, m.latest_at) THEN u.value ELSE m.latest_value END,
-                 latest_json = CASE WHEN m.latest_step IS NULL OR (u.step, u.at) >= (m.latest_step, m.latest_at) THEN u.json ELSE m.latest_json END,
-                 latest_at = CASE WHEN m.latest_step IS NULL OR (u.step, u.at) >= (m.latest_step, m.latest_at) THEN u.at ELSE m.latest_at END
-             FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::float8[], $6::jsonb[])
-                  AS u(id, added, step, at, value, json)
-             WHERE m.id = u.id",
-        )
-        .bind(&ids)
-        .bind(&added)
-        .bind(&steps)
-        .bind(&times)
-        .bind(&values)
-        .bind(&jsons)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(stored)
-    }
-
     /// Every metric of a run with its latest value, by name.
     pub async fn run_metrics(&self, run_id: Uuid) -> Result<Vec<MetricSummary>, DbError> {
         self.metrics_of_runs(&[run_id], &[]).await
