@@ -369,7 +369,7 @@ async fn bad_data_input_is_refused_and_nothing_is_half_written() {
         .post(
             "/api/v1/workspaces/lab/datastores",
             &app.admin,
-            json!({ "name": "cloud", "url": "s3://bucket/prefix" }),
+            json!({ "name": "cloud", "url": "ftp://bucket/prefix" }),
         )
         .await;
     assert_problem(
@@ -378,6 +378,111 @@ async fn bad_data_input_is_refused_and_nothing_is_half_written() {
         "invalid_field",
         Some("url"),
     );
+}
+
+#[tokio::test]
+async fn cloud_datastores_keep_secrets_in_the_servers_environment_only() {
+    let app = TestApp::spawn().await;
+    app.workspace("lab").await;
+    let register = |body: Value| {
+        let app = &app;
+        async move {
+            app.post("/api/v1/workspaces/lab/datastores", &app.admin, body)
+                .await
+        }
+    };
+    // A secret written as a value is refused, naming the option.
+    let literal = register(
+        json!({ "name": "s3", "url": "s3://bucket/data", "options": {
+            "aws_region": "eu-west-1",
+            "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG",
+        }}),
+    )
+    .await;
+    assert_problem(
+        &literal,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("options.aws_secret_access_key"),
+    );
+    assert!(
+        !literal.1.to_string().contains("wJalrXUtnFEMI"),
+        "{}",
+        literal.1
+    );
+    // An option the service does not know, and a variable the server lacks.
+    let unknown = register(json!({ "name": "s3", "url": "s3://bucket", "options": {
+        "aws_colour": "blue",
+    }}))
+    .await;
+    assert_problem(
+        &unknown,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("url"),
+    );
+    assert!(unknown.1["detail"].as_str().unwrap().contains("aws_colour"));
+    let missing = register(json!({ "name": "s3", "url": "s3://bucket", "options": {
+        "aws_access_key_id": { "env": "TRAINYARD_TEST_NO_SUCH_VARIABLE" },
+    }}))
+    .await;
+    assert_problem(
+        &missing,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("options.aws_access_key_id"),
+    );
+    let nothing_kept = app
+        .get("/api/v1/workspaces/lab/datastores", &app.admin)
+        .await;
+    assert_eq!(nothing_kept.1["items"].as_array().unwrap().len(), 1);
+
+    // Referenced from the environment: registered; the API shows the
+    // variable's name, never its value.
+    std::env::set_var("TRAINYARD_TEST_S3_SECRET", "very-secret-value");
+    // Azure's account keys are base64.
+    std::env::set_var("TRAINYARD_TEST_AZURE_KEY", "dmVyeS1zZWNyZXQtYXp1cmUta2V5");
+    for (name, url, options) in [
+        (
+            "s3",
+            "s3://bucket/data",
+            json!({
+                "aws_region": "eu-west-1",
+                "aws_endpoint": "http://127.0.0.1:9",
+                "aws_allow_http": "true",
+                "aws_access_key_id": { "env": "TRAINYARD_TEST_S3_SECRET" },
+                "aws_secret_access_key": { "env": "TRAINYARD_TEST_S3_SECRET" },
+            }),
+        ),
+        (
+            "blob",
+            "az://container/data",
+            json!({
+                "azure_storage_account_name": "lab",
+                "azure_storage_account_key": { "env": "TRAINYARD_TEST_AZURE_KEY" },
+            }),
+        ),
+        ("gcs", "gs://bucket", json!({})),
+    ] {
+        let (status, view) =
+            register(json!({ "name": name, "url": url, "options": options })).await;
+        assert_eq!(status, StatusCode::CREATED, "{view}");
+        assert_eq!(view["kind"], url.split("://").next().unwrap());
+    }
+    let (status, view) = app
+        .get("/api/v1/workspaces/lab/datastores/s3", &app.admin)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        view["options"]["aws_secret_access_key"],
+        json!({ "env": "TRAINYARD_TEST_S3_SECRET" })
+    );
+    assert_eq!(view["options"]["aws_region"], "eu-west-1");
+    let (_, all) = app
+        .get("/api/v1/workspaces/lab/datastores", &app.admin)
+        .await;
+    assert!(!all.to_string().contains("very-secret-value"), "{all}");
+    assert!(!all.to_string().contains("dmVyeS1zZWNyZXQtYXp1cmUta2V5"), "{all}");
 }
 
 #[tokio::test]
@@ -413,6 +518,24 @@ async fn url_datasets_are_fetched_and_file_datastores_registered() {
         .await;
     assert_eq!(files["items"][0]["path"], "labels.txt");
     assert_eq!(files["items"][0]["sha256"], sha256_hex(b"labels"));
+    let response = app
+        .request(
+            Method::GET,
+            "/api/v1/workspaces/lab/datasets/remote/files/download?path=labels.txt&version=1",
+            &token,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.bytes().await.unwrap().as_ref(), b"labels");
+    let (status, _) = app
+        .get(
+            "/api/v1/workspaces/lab/datasets/remote/files/download?path=other.txt",
+            &token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 
     let folder = tempfile::tempdir().unwrap();
     std::fs::write(folder.path().join("local.txt"), b"on disk").unwrap();

@@ -1,6 +1,7 @@
 //! Registered datastores (the built-in `default` has no row).
 
 use chrono::{DateTime, Utc};
+use sqlx::types::Json;
 use sqlx::FromRow;
 use trainyard_core::Name;
 use uuid::Uuid;
@@ -16,6 +17,8 @@ pub struct Datastore {
     pub kind: String,
     /// Where it is.
     pub url: String,
+    /// How to reach it: option name → value or `{"env": NAME}`.
+    pub options: Json<serde_json::Value>,
     /// When it was registered.
     pub created_at: DateTime<Utc>,
 }
@@ -28,16 +31,19 @@ impl Db {
         name: &Name,
         kind: &str,
         url: &str,
+        options: &serde_json::Value,
     ) -> Result<Datastore, DbError> {
         sqlx::query_as::<_, Datastore>(
-            "INSERT INTO datastores (id, workspace_id, name, kind, url) VALUES ($1, $2, $3, $4, $5)
-             RETURNING name, kind, url, created_at",
+            "INSERT INTO datastores (id, workspace_id, name, kind, url, options)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             RETURNING name, kind, url, options, created_at",
         )
         .bind(Uuid::now_v7())
         .bind(workspace_id)
         .bind(name.as_str())
         .bind(kind)
         .bind(url)
+        .bind(Json(options))
         .fetch_one(self.pool())
         .await
         .map_err(DbError::on_unique(
@@ -54,7 +60,7 @@ impl Db {
         name: &str,
     ) -> Result<Datastore, DbError> {
         sqlx::query_as::<_, Datastore>(
-            "SELECT name, kind, url, created_at FROM datastores WHERE workspace_id = $1 AND name = $2",
+            "SELECT name, kind, url, options, created_at FROM datastores WHERE workspace_id = $1 AND name = $2",
         )
         .bind(workspace_id)
         .bind(name)
@@ -66,7 +72,7 @@ impl Db {
     /// The registered datastores of a workspace, by name.
     pub async fn list_datastores(&self, workspace_id: Uuid) -> Result<Vec<Datastore>, DbError> {
         Ok(sqlx::query_as::<_, Datastore>(
-            "SELECT name, kind, url, created_at FROM datastores WHERE workspace_id = $1 ORDER BY name",
+            "SELECT name, kind, url, options, created_at FROM datastores WHERE workspace_id = $1 ORDER BY name",
         )
         .bind(workspace_id)
         .fetch_all(self.pool())

@@ -4,10 +4,14 @@ use crate::error::{Result, StorageError};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::buffered::BufWriter;
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::{Path as ObjectPath, PathPart};
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectMeta, ObjectStore};
 use std::path::Path;
 use std::sync::Arc;
@@ -43,6 +47,23 @@ pub struct Storage {
     root: Option<std::path::PathBuf>,
 }
 
+/// Applies object_store configuration keys to a builder, naming a key the
+/// service does not know.
+fn configured<B, K: std::str::FromStr>(
+    mut builder: B,
+    options: &[(String, String)],
+    service: &str,
+    apply: impl Fn(B, K, &str) -> B,
+) -> Result<B> {
+    for (key, value) in options {
+        let parsed = key
+            .parse::<K>()
+            .map_err(|_| StorageError::invalid(format!("{key:?} is not an option of {service}")))?;
+        builder = apply(builder, parsed, value);
+    }
+    Ok(builder)
+}
+
 impl Storage {
     /// Files under `root`, which is created if missing.
     pub fn local(root: &Path) -> Result<Storage> {
@@ -57,18 +78,79 @@ impl Storage {
         })
     }
 
-    /// The store a datastore URL names. Only `file://` (a folder on the
-    /// server's machine) is built into this server; other schemes are refused
-    /// with the reason.
-    pub fn from_url(url: &str) -> Result<Storage> {
-        match url.split_once("://") {
-            Some(("file", path)) if path.starts_with('/') => Storage::local(Path::new(path)),
-            Some(("file", _)) => Err(StorageError::invalid("a file:// URL needs an absolute path, e.g. file:///data/mnist")),
-            Some(("s3" | "az" | "gs", _)) => Err(StorageError::invalid(
-                "s3://, az:// and gs:// datastores are not built into this server yet; use file:// or the default datastore",
-            )),
-            _ => Err(StorageError::invalid("must be a file:// URL")),
+    /// The store a datastore URL names: `file:///folder` on the server's
+    /// machine, `s3://bucket/prefix`, `az://container/prefix` (Azure Blob) or
+    /// `gs://bucket/prefix`. `options` are object_store's configuration keys
+    /// for that service (`aws_region`, `aws_endpoint`,
+    /// `azure_storage_account_name`, `google_service_account_key`, …) with
+    /// their values; a path in the URL becomes the prefix of every key.
+    pub fn from_url(url: &str, options: &[(String, String)]) -> Result<Storage> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| StorageError::invalid("must be a file://, s3://, az:// or gs:// URL"))?;
+        if scheme == "file" {
+            if !rest.starts_with('/') {
+                return Err(StorageError::invalid(
+                    "a file:// URL needs an absolute path, e.g. file:///data/mnist",
+                ));
+            }
+            if let Some((key, _)) = options.first() {
+                return Err(StorageError::invalid(format!(
+                    "a file:// datastore takes no options; {key:?} was given"
+                )));
+            }
+            return Storage::local(Path::new(rest));
         }
+        let (container, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if container.is_empty() {
+            return Err(StorageError::invalid(format!(
+                "name the bucket or container: {scheme}://NAME/optional/prefix"
+            )));
+        }
+        let store: Arc<dyn ObjectStore> = match scheme {
+            "s3" => Arc::new(
+                configured(
+                    AmazonS3Builder::new().with_url(url),
+                    options,
+                    "S3",
+                    |b, k: AmazonS3ConfigKey, v| b.with_config(k, v),
+                )?
+                .build()
+                .map_err(StorageError::Store)?,
+            ),
+            "az" => Arc::new(
+                configured(
+                    MicrosoftAzureBuilder::new().with_url(url),
+                    options,
+                    "Azure Blob",
+                    |b, k: AzureConfigKey, v| b.with_config(k, v),
+                )?
+                .build()
+                .map_err(StorageError::Store)?,
+            ),
+            "gs" => Arc::new(
+                configured(
+                    GoogleCloudStorageBuilder::new().with_url(url),
+                    options,
+                    "Google Cloud Storage",
+                    |b, k: GoogleConfigKey, v| b.with_config(k, v),
+                )?
+                .build()
+                .map_err(StorageError::Store)?,
+            ),
+            other => {
+                return Err(StorageError::invalid(format!(
+                    "{other}:// is not a datastore scheme; use file://, s3://, az:// or gs://"
+                )))
+            }
+        };
+        let prefix = prefix.trim_end_matches('/');
+        let store = if prefix.is_empty() {
+            store
+        } else {
+            Arc::new(PrefixStore::new(store, prefix))
+        };
+        Ok(Storage::from_store(store))
     }
 
     /// Everything in memory, gone on drop (tests, throwaway servers).

@@ -8,10 +8,13 @@ the server copies at registration, so a version never changes. In a run,
 becomes the folder where the files are in the container.
 """
 
+import os
 import re
+import tempfile
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple, Union
 
-from .datastore import DEFAULT_DATASTORE, DataPath, Datastore
+from ._transfer import Progress, copy_to_file
+from .datastore import DEFAULT_DATASTORE, DataPath, Datastore, _safe
 
 if TYPE_CHECKING:  # pragma: no cover
     from .workspace import Workspace
@@ -179,6 +182,36 @@ class FileDataset:
         answer = workspace._http.get(workspace._path("datasets", self.name, "files"),
                                      {"version": self.version})
         return list(answer.get("items", []))
+
+    def download(self, target_path: Optional[str] = None, overwrite: bool = False,
+                 show_progress: bool = True) -> List[str]:
+        """Downloads the version's files into ``target_path`` (a new temporary
+        folder when ``None``), keeping their paths; the bytes are the ones
+        registered, whatever happened to the source since. Local files that
+        exist are refused unless ``overwrite`` (as Azure ML does).
+
+        Returns:
+            The local paths of the files.
+        """
+        workspace = self._registered()
+        target = target_path or tempfile.mkdtemp(prefix=f"{self.name}-v{self.version}-")
+        items = [item for item in self.list_files() if _safe(item.get("path", ""))]
+        progress = Progress("Downloading", len(items),
+                            sum(int(item.get("size") or 0) for item in items), show_progress)
+        local_paths = []
+        for item in items:
+            path, size = item["path"], int(item.get("size") or 0)
+            local = os.path.join(target, *path.split("/"))
+            if os.path.exists(local) and not overwrite:
+                raise FileExistsError(f"{local} exists; pass overwrite=True to replace it")
+            response = workspace._http.open(
+                "GET", workspace._path("datasets", self.name, "files", "download"),
+                query={"path": path, "version": self.version}, timeout=600)
+            with response:
+                copy_to_file(response, local, progress.advance)
+            progress.file_done(path, size)
+            local_paths.append(local)
+        return local_paths
 
     def to_path(self) -> List[str]:
         """The files' paths as Azure ML lists them: ``/``-prefixed, relative to the

@@ -65,7 +65,7 @@ class Datastore:
 
     Attributes:
         name: Its name.
-        datastore_type: ``builtin`` (the default one) or ``file``.
+        datastore_type: ``builtin`` (the default one), ``file``, ``s3``, ``az`` or ``gs``.
         url: Where it keeps files (``file:///…`` for a folder on the server).
         is_default: Whether it is the workspace's default datastore.
 
@@ -103,20 +103,81 @@ class Datastore:
         return cls(workspace, DEFAULT_DATASTORE)
 
     @classmethod
-    def register(cls, workspace: "Workspace", datastore_name: str, url: str) -> "Datastore":
+    def register(cls, workspace: "Workspace", datastore_name: str, url: str,
+                 options: Optional[Dict[str, Any]] = None) -> "Datastore":
         """Registers a datastore: ``url`` is ``file:///abs/folder`` (a folder on the
-        server's machine; a plain absolute path is turned into such a URL).
+        server's machine; a plain absolute path is turned into such a URL),
+        ``s3://bucket/prefix``, ``az://container/prefix`` or ``gs://bucket/prefix``.
+
+        Args:
+            options: For s3/az/gs, object_store's configuration keys
+                (``aws_region``, ``aws_endpoint``, ``azure_storage_account_name``,
+                …). A secret is given as ``{"env": "NAME"}``, a variable of the
+                server's environment: the server never stores a secret.
 
         Raises:
-            TrainyardError: ``already_exists`` when the name is taken, or the URL is refused.
+            TrainyardError: ``already_exists`` when the name is taken, or the URL
+                or an option is refused.
         """
         if "://" not in url:
             if not posixpath.isabs(url):
                 raise ValueError(f"{url!r}: give a URL (file:///abs/folder) or an absolute path")
             url = "file://" + url
-        view = workspace._http.post(workspace._path("datastores"),
-                                    {"name": datastore_name, "url": url})
+        body: Dict[str, Any] = {"name": datastore_name, "url": url}
+        if options:
+            body["options"] = options
+        view = workspace._http.post(workspace._path("datastores"), body)
         return cls._from_view(workspace, view)
+
+    @classmethod
+    def register_s3(cls, workspace: "Workspace", datastore_name: str, bucket_name: str,
+                    prefix: str = "", region: Optional[str] = None,
+                    endpoint: Optional[str] = None,
+                    access_key_id_env: Optional[str] = None,
+                    secret_access_key_env: Optional[str] = None) -> "Datastore":
+        """Registers an S3 bucket (or an S3-compatible store at ``endpoint``).
+        The keys are named by the server's environment variables that hold them."""
+        options: Dict[str, Any] = {}
+        if region:
+            options["aws_region"] = region
+        if endpoint:
+            options["aws_endpoint"] = endpoint
+            if endpoint.startswith("http://"):
+                options["aws_allow_http"] = "true"
+        if access_key_id_env:
+            options["aws_access_key_id"] = {"env": access_key_id_env}
+        if secret_access_key_env:
+            options["aws_secret_access_key"] = {"env": secret_access_key_env}
+        url = f"s3://{bucket_name}/{prefix.strip('/')}".rstrip("/")
+        return cls.register(workspace, datastore_name, url, options)
+
+    @classmethod
+    def register_azure_blob_container(cls, workspace: "Workspace", datastore_name: str,
+                                      container_name: str, account_name: str,
+                                      account_key_env: Optional[str] = None,
+                                      sas_token_env: Optional[str] = None,
+                                      prefix: str = "") -> "Datastore":
+        """Registers an Azure Blob container, as ``azureml``'s method of that name
+        does; the key or SAS token is named by a server environment variable."""
+        options: Dict[str, Any] = {"azure_storage_account_name": account_name}
+        if account_key_env:
+            options["azure_storage_account_key"] = {"env": account_key_env}
+        if sas_token_env:
+            options["azure_storage_sas_key"] = {"env": sas_token_env}
+        url = f"az://{container_name}/{prefix.strip('/')}".rstrip("/")
+        return cls.register(workspace, datastore_name, url, options)
+
+    @classmethod
+    def register_gcs(cls, workspace: "Workspace", datastore_name: str, bucket_name: str,
+                     prefix: str = "", service_account_key_env: Optional[str] = None
+                     ) -> "Datastore":
+        """Registers a Google Cloud Storage bucket; the service account key (JSON)
+        is named by a server environment variable."""
+        options: Dict[str, Any] = {}
+        if service_account_key_env:
+            options["google_service_account_key"] = {"env": service_account_key_env}
+        url = f"gs://{bucket_name}/{prefix.strip('/')}".rstrip("/")
+        return cls.register(workspace, datastore_name, url, options)
 
     # -- properties ---------------------------------------------------------------
 
@@ -132,7 +193,7 @@ class Datastore:
 
     @property
     def datastore_type(self) -> str:
-        """``builtin`` (the default datastore) or ``file``."""
+        """``builtin`` (the default datastore), ``file``, ``s3``, ``az`` or ``gs``."""
         return self._view.get("kind", "")
 
     kind = datastore_type

@@ -1,14 +1,19 @@
+use axum::body::Body;
 use axum::extract::State;
-use serde::Serialize;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
 use trainyard_core::Role;
 use trainyard_db::Db;
-use utoipa::ToSchema;
+use trainyard_storage::blob_key;
+use utoipa::{IntoParams, ToSchema};
 
 use super::DatasetView;
 use crate::auth::InWorkspace;
-use crate::error::{ApiResult, Problem};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::routes::{version_param, VersionQuery};
+use crate::AppState;
 
 /// The datasets of a workspace.
 #[derive(Debug, Serialize, ToSchema)]
@@ -120,4 +125,65 @@ pub(super) async fn list_dataset_files(
         })
         .collect();
     Ok(AppJson(DatasetFileList { items }))
+}
+
+/// Which file of which version to download.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DatasetFileQuery {
+    /// The file's path in the version.
+    pub path: String,
+    /// The version; the latest when absent.
+    #[param(value_type = Option<i32>)]
+    pub version: Option<String>,
+}
+
+/// Downloads one file of a dataset version, streamed; its bytes are the ones
+/// registered, whatever happened to the source since.
+#[utoipa::path(get, path = "/workspaces/{workspace}/datasets/{name}/files/download", tag = "datasets",
+    params(
+        ("workspace" = String, Path, description = "Workspace name or id"),
+        ("name" = String, Path, description = "Dataset name"),
+        DatasetFileQuery,
+    ),
+    responses(
+        (status = 200, description = "The file's bytes", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "No such dataset, version or file", body = Problem),
+    ))]
+pub(super) async fn download_dataset_file(
+    State(state): State<AppState>,
+    scope: InWorkspace,
+    AppPath(path): AppPath<(String, String)>,
+    AppQuery(query): AppQuery<DatasetFileQuery>,
+) -> ApiResult<Response> {
+    let (_, name) = path;
+    let workspace_id = scope.require(Role::Reader)?;
+    let dataset = state
+        .db
+        .get_dataset(
+            workspace_id,
+            &name,
+            version_param("version", query.version.as_deref())?,
+        )
+        .await?;
+    let file = dataset
+        .files
+        .0
+        .into_iter()
+        .find(|f| f.path == query.path)
+        .ok_or(ApiError::NotFound("file"))?;
+    let stream = state
+        .storage
+        .get_stream(&blob_key(&file.sha256))
+        .await
+        .map_err(|e| ApiError::from_storage("file", "path", e))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, file.size.to_string()),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }

@@ -20,6 +20,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(register::register_dataset, get::list_datasets))
         .routes(routes!(get::get_dataset))
         .routes(routes!(get::list_dataset_files))
+        .routes(routes!(get::download_dataset_file))
 }
 
 /// A dataset version as the API shows it.

@@ -5,11 +5,12 @@ use trainyard_core::{Name, Role};
 use trainyard_storage::Storage;
 use utoipa::ToSchema;
 
-use super::{DatastoreView, DEFAULT_DATASTORE};
+use super::{check_options, resolve_options, DatastoreView, OptionValue, DEFAULT_DATASTORE};
 use crate::auth::InWorkspace;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{AppJson, AppPath};
 use crate::AppState;
+use std::collections::BTreeMap;
 
 /// A datastore to register.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -17,8 +18,16 @@ use crate::AppState;
 pub struct RegisterDatastore {
     /// Its name, unique in the workspace (`default` is taken).
     pub name: String,
-    /// `file:///absolute/folder` on the server's machine.
+    /// `file:///absolute/folder` on the server's machine,
+    /// `s3://bucket/prefix`, `az://container/prefix` or `gs://bucket/prefix`.
     pub url: String,
+    /// For s3/az/gs: object_store's configuration keys (`aws_region`,
+    /// `aws_endpoint`, `aws_access_key_id`, `azure_storage_account_name`,
+    /// `google_service_account_key`, …). A secret (a key whose name holds
+    /// key, secret, token, password, credential or sas) must be
+    /// `{"env": "NAME"}`, a variable of the server's environment.
+    #[serde(default)]
+    pub options: BTreeMap<String, OptionValue>,
 }
 
 /// Registers a datastore (workspace administrators).
@@ -43,22 +52,15 @@ pub(super) async fn register_datastore(
             field: "name",
         });
     }
-    Storage::from_url(&body.url).map_err(|e| ApiError::invalid("url", e.to_string()))?;
+    let stored_options = check_options(&body.options)?;
+    let resolved = resolve_options(&body.options)?;
+    Storage::from_url(&body.url, &resolved).map_err(|e| ApiError::invalid("url", e.to_string()))?;
     let kind = body.url.split("://").next().unwrap_or_default();
     let datastore = state
         .db
-        .create_datastore(workspace_id, &name, kind, &body.url)
+        .create_datastore(workspace_id, &name, kind, &body.url, &stored_options)
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        AppJson(DatastoreView {
-            name: datastore.name,
-            kind: datastore.kind,
-            url: datastore.url,
-            is_default: false,
-            created_at: Some(datastore.created_at),
-        }),
-    ))
+    Ok((StatusCode::CREATED, AppJson(datastore.into())))
 }
 
 /// The datastores of a workspace.
@@ -78,15 +80,14 @@ pub(super) async fn list_datastores(
 ) -> ApiResult<AppJson<DatastoreList>> {
     let workspace_id = scope.require(Role::Reader)?;
     let mut items = vec![DatastoreView::builtin()];
-    for d in state.db.list_datastores(workspace_id).await? {
-        items.push(DatastoreView {
-            name: d.name,
-            kind: d.kind,
-            url: d.url,
-            is_default: false,
-            created_at: Some(d.created_at),
-        });
-    }
+    items.extend(
+        state
+            .db
+            .list_datastores(workspace_id)
+            .await?
+            .into_iter()
+            .map(DatastoreView::from),
+    );
     Ok(AppJson(DatastoreList { items }))
 }
 
@@ -110,12 +111,6 @@ pub(super) async fn get_datastore(
     if name == DEFAULT_DATASTORE {
         return Ok(AppJson(DatastoreView::builtin()));
     }
-    let d = state.db.get_datastore(workspace_id, &name).await?;
-    Ok(AppJson(DatastoreView {
-        name: d.name,
-        kind: d.kind,
-        url: d.url,
-        is_default: false,
-        created_at: Some(d.created_at),
-    }))
+    let datastore = state.db.get_datastore(workspace_id, &name).await?;
+    Ok(AppJson(datastore.into()))
 }
