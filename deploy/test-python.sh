@@ -7,13 +7,27 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=target/python-venv
-if ! "$venv/bin/python" -c 'import pytest, numpy' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import pytest, numpy, moto' 2>/dev/null; then
     python3 -m venv "$venv"
-    # numpy: the digits example loads its registered model back to predict.
-    "$venv/bin/pip" install -q pytest numpy
+    # numpy: the digits example loads its registered model back to predict;
+    # moto: an S3-compatible server for the s3:// datastore test.
+    "$venv/bin/pip" install -q pytest numpy "moto[server]"
 fi
 "$venv/bin/pip" install -q --force-reinstall --no-deps ./sdk/python
 rm -rf sdk/python/build sdk/python/*.egg-info
+
+# An S3-compatible server (moto) with one bucket, for the s3:// datastore
+# test; the Trainyard server reads its keys from its environment.
+s3_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$s3_port" >/tmp/trainyard-pytest-moto.log 2>&1 &
+moto=$!
+for _ in $(seq 1 60); do
+    curl -fsS "http://127.0.0.1:${s3_port}/" >/dev/null 2>&1 && break
+    sleep 0.5
+done
+curl -fsS -X PUT "http://127.0.0.1:${s3_port}/trainyard-test" >/dev/null
+export TRAINYARD_TEST_S3_ENDPOINT="http://127.0.0.1:${s3_port}" TRAINYARD_TEST_S3_BUCKET=trainyard-test
+export TRAINYARD_TEST_S3_KEY_ID=testing TRAINYARD_TEST_S3_SECRET=testing
 
 # A private server: its own data directory (and PostgreSQL) under /tmp, which
 # the postgres account can reach when this runs as root.
@@ -26,6 +40,7 @@ target/debug/trainyard serve --listen "127.0.0.1:${port}" --data-dir "$data_dir"
 server=$!
 stop_server() {
     kill -TERM "$server" 2>/dev/null && wait "$server" || true
+    kill -TERM "$moto" 2>/dev/null || true
     rm -rf "$data_dir"
 }
 trap stop_server EXIT

@@ -276,3 +276,48 @@ def test_model_registry(ws, tmp_path):
         Model.get(ws, "local-model", version=1)
     assert raised.value.status == 404
     assert [m.version for m in Model.list(ws, name="local-model")] == [2]
+
+
+S3_ENDPOINT = os.environ.get("TRAINYARD_TEST_S3_ENDPOINT")
+S3_BUCKET = os.environ.get("TRAINYARD_TEST_S3_BUCKET")
+
+
+@pytest.mark.skipif(not (S3_ENDPOINT and S3_BUCKET), reason=(
+    "needs an S3-compatible server: TRAINYARD_TEST_S3_ENDPOINT and TRAINYARD_TEST_S3_BUCKET, "
+    "with its keys in the server's TRAINYARD_TEST_S3_KEY_ID and TRAINYARD_TEST_S3_SECRET "
+    "(deploy/test-python.sh starts moto for this)"))
+def test_s3_datastore_upload_dataset_versions_and_download(ws, tmp_path):
+    store = Datastore.register_s3(
+        ws, "s3data", S3_BUCKET, prefix=f"sdk-{uuid.uuid4().hex[:8]}", region="us-east-1",
+        endpoint=S3_ENDPOINT, access_key_id_env="TRAINYARD_TEST_S3_KEY_ID",
+        secret_access_key_env="TRAINYARD_TEST_S3_SECRET")
+    assert store.datastore_type == "s3"
+    # The secrets are only named, never shown.
+    view = ws._http.get(ws._path("datastores", "s3data"))
+    assert view["options"]["aws_secret_access_key"] == {"env": "TRAINYARD_TEST_S3_SECRET"}
+
+    # 12 MiB crosses object_store's multipart threshold (10 MiB).
+    files = dict(FILES, **{"big/blob.bin": os.urandom(12 << 20)})
+    _tree(tmp_path / "src", files)
+    store.upload(str(tmp_path / "src"), target_path="mnist", overwrite=True, show_progress=False)
+    listed = {item["path"]: item["size"] for item in store.list("mnist")}
+    assert listed == {f"mnist/{rel}": len(data) for rel, data in files.items()}
+
+    v1 = Dataset.File.from_files((store, "mnist/")).register(ws, "s3-mnist")
+    changed = dict(files, **{"a.txt": b"alpha, version two\n"})
+    _tree(tmp_path / "src", {"a.txt": changed["a.txt"]})
+    store.upload_files([str(tmp_path / "src" / "a.txt")], target_path="mnist",
+                       overwrite=True, show_progress=False)
+    v2 = Dataset.File.from_files((store, "mnist/")).register(
+        ws, "s3-mnist", create_new_version=True)
+    assert (v1.version, v2.version) == (1, 2)
+
+    for version, expected in ((v1, files), (v2, changed)):
+        target = tmp_path / f"v{version.version}"
+        local = version.download(str(target), show_progress=False)
+        assert len(local) == len(expected)
+        for rel, data in expected.items():
+            with open(target / "mnist" / rel, "rb") as handle:
+                assert _sha(handle.read()) == _sha(data), (version.version, rel)
+    with pytest.raises(FileExistsError):
+        v1.download(str(tmp_path / "v1"), show_progress=False)
