@@ -33,6 +33,9 @@ enum Command {
     /// Submits, follows, inspects and cancels runs.
     #[command(subcommand)]
     Run(cli::run::RunCommand),
+    /// Lists datastores, uploads folders to them and downloads their files.
+    #[command(subcommand)]
+    Datastore(cli::datastore::DatastoreCommand),
     /// Registers and shows environments.
     #[command(subcommand)]
     Env(cli::env::EnvCommand),
@@ -56,6 +59,9 @@ fn main() -> anyhow::Result<()> {
             runtime()?.block_on(serve::migrate(config))
         }
         Command::Run(command) => cli::exit(runtime()?.block_on(cli::run::execute(command))),
+        Command::Datastore(command) => {
+            cli::exit(runtime()?.block_on(cli::datastore::execute(command)))
+        }
         Command::Env(command) => cli::exit(runtime()?.block_on(cli::env::execute(command))),
         Command::Images(command) => cli::exit(cli::images::execute(command)),
     }

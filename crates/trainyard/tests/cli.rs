@@ -358,3 +358,85 @@ async fn the_client_drives_runs_environments_and_reports_errors() {
     assert_eq!(unknown.status.code(), Some(1));
     assert!(text(&unknown.stderr).starts_with("error: "));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_client_moves_folders_to_and_from_datastores() {
+    let server = Server::start().await;
+    let token = server.contributor_token().await;
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("mnist");
+    write(&source, "train/a.csv", "1,2\n");
+    write(&source, "train/deep/b.csv", "3,4\n");
+    write(&source, "labels.txt", "cats and dogs\n");
+    let cli = Cli {
+        env: vec![
+            ("TRAINYARD_URL", server.url.clone()),
+            ("TRAINYARD_TOKEN", token),
+            ("TRAINYARD_WORKSPACE", WORKSPACE.to_string()),
+        ],
+        cwd: work.path().to_path_buf(),
+    };
+    let listed = cli.ok(&["datastore", "list"]).await;
+    assert!(listed.contains("default"), "{listed}");
+
+    let uploaded = cli
+        .run(&["datastore", "upload", "--target", "data/mnist", "mnist"])
+        .await;
+    assert!(uploaded.status.success(), "{}", text(&uploaded.stderr));
+    assert!(
+        text(&uploaded.stderr).contains("uploaded 3 file(s), 22 bytes"),
+        "{}",
+        text(&uploaded.stderr)
+    );
+    // Again without --overwrite: nothing is replaced.
+    write(&source, "labels.txt", "changed locally\n");
+    let again = cli
+        .run(&["datastore", "upload", "--target", "data/mnist", "mnist"])
+        .await;
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("skipped 3"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    let downloaded = cli
+        .run(&[
+            "datastore",
+            "download",
+            "--prefix",
+            "data/mnist/train",
+            "copy",
+        ])
+        .await;
+    assert!(downloaded.status.success(), "{}", text(&downloaded.stderr));
+    let copy = work.path().join("copy/data/mnist");
+    assert_eq!(
+        std::fs::read_to_string(copy.join("train/a.csv")).unwrap(),
+        "1,2\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(copy.join("train/deep/b.csv")).unwrap(),
+        "3,4\n"
+    );
+    assert!(
+        !copy.join("labels.txt").exists(),
+        "only the prefix is fetched"
+    );
+    cli.ok(&["datastore", "download", "copy"]).await;
+    assert_eq!(
+        std::fs::read_to_string(copy.join("labels.txt")).unwrap(),
+        "cats and dogs\n",
+        "the first upload's bytes, not the skipped change"
+    );
+
+    let missing = cli
+        .run(&["datastore", "upload", "--datastore", "nowhere", "mnist"])
+        .await;
+    assert!(!missing.status.success());
+    assert!(
+        text(&missing.stderr).contains("nowhere"),
+        "{}",
+        text(&missing.stderr)
+    );
+}

@@ -3,6 +3,7 @@
 //! to standard error, so that `RUN=$(trainyard run submit …)` works.
 
 pub mod client;
+pub mod datastore;
 pub mod env;
 mod files;
 pub mod images;
