@@ -482,7 +482,10 @@ async fn cloud_datastores_keep_secrets_in_the_servers_environment_only() {
         .get("/api/v1/workspaces/lab/datastores", &app.admin)
         .await;
     assert!(!all.to_string().contains("very-secret-value"), "{all}");
-    assert!(!all.to_string().contains("dmVyeS1zZWNyZXQtYXp1cmUta2V5"), "{all}");
+    assert!(
+        !all.to_string().contains("dmVyeS1zZWNyZXQtYXp1cmUta2V5"),
+        "{all}"
+    );
 }
 
 #[tokio::test]
