@@ -1,6 +1,7 @@
 //! End-to-end tests of the HTTP API: the real server over HTTP, on a real
 //! PostgreSQL, one fresh database per test.
 
+mod compute;
 mod data;
 mod errors;
 mod execution;

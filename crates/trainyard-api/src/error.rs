@@ -60,6 +60,9 @@ pub enum ApiError {
         /// The field holding the colliding value.
         field: &'static str,
     },
+    /// The change waits on something still in use; the text says what.
+    #[error("{0}")]
+    Busy(&'static str),
     /// The run state machine refused the change.
     #[error(transparent)]
     Transition(#[from] TransitionError),
@@ -127,6 +130,7 @@ impl ApiError {
                 "Already exists",
                 Some((*field).to_string()),
             ),
+            Busy(_) => (StatusCode::CONFLICT, "in_use", "In use", None),
             Transition(_) => (
                 StatusCode::CONFLICT,
                 "invalid_transition",
@@ -191,6 +195,7 @@ impl From<DbError> for ApiError {
             DbError::NotFound(what) => ApiError::NotFound(what),
             DbError::Conflict { what, field } => ApiError::Conflict { what, field },
             DbError::Transition(t) => ApiError::Transition(t),
+            DbError::Busy(why) => ApiError::Busy(why),
             DbError::BadCursor => ApiError::invalid("cursor", "is not a cursor this server issued"),
             err @ DbError::MetricKind { .. } => ApiError::invalid("metrics", err.to_string()),
             other => ApiError::Internal(other.to_string()),

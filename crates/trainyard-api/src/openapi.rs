@@ -28,6 +28,7 @@ pub const API_VERSION: &str = "1.0.0";
         (name = "datasets", description = "Versioned file datasets"),
         (name = "models", description = "The model registry"),
         (name = "metrics", description = "Metrics runs log: scalars, lists, rows, tables, images"),
+        (name = "compute", description = "Compute targets and their nodes"),
     )
 )]
 pub(crate) struct ApiDoc;

@@ -14,6 +14,10 @@ pub enum DbError {
         /// The input field holding the colliding value.
         field: &'static str,
     },
+    /// The change is refused while something still uses the resource; the
+    /// text says what.
+    #[error("{0}")]
+    Busy(&'static str),
     /// The run state machine refused a status change.
     #[error(transparent)]
     Transition(#[from] TransitionError),

@@ -2,6 +2,7 @@
 //!
 //! Every query is scoped by workspace. Values are always bound, never spliced.
 
+pub mod compute;
 pub mod datasets;
 pub mod datastores;
 pub mod embedded;

@@ -1,5 +1,6 @@
 //! One module per resource; each `mod.rs` returns the resource's router.
 
+mod compute;
 mod datasets;
 pub(crate) mod datastores;
 mod environments;
@@ -33,7 +34,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(metrics::router())
         .merge(datastores::router())
         .merge(datasets::router())
-        .merge(models::router());
+        .merge(models::router())
+        .merge(compute::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .nest("/api/v1", api)

@@ -1,0 +1,149 @@
+//! Compute targets (named pools of nodes of a workspace) and their nodes
+//! (Docker engines with declared GPUs, CPUs and memory): created, listed,
+//! cordoned, drained and removed by workspace administrators.
+
+mod nodes;
+mod targets;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use trainyard_db::compute::{ComputeTarget, Node};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::AppState;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(targets::create_target, targets::list_targets))
+        .routes(routes!(targets::get_target, targets::delete_target))
+        .routes(routes!(nodes::register_node, nodes::list_nodes))
+        .routes(routes!(nodes::get_node, nodes::delete_node))
+        .routes(routes!(nodes::set_node_state))
+}
+
+/// Resources a run gets when it asks for none.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultResources {
+    /// GPUs (default 0).
+    #[serde(default)]
+    pub gpus: u32,
+    /// CPU cores (default 1).
+    #[serde(default = "one_cpu")]
+    pub cpus: f64,
+    /// Memory in MiB (default 2048).
+    #[serde(default = "two_gib")]
+    pub memory_mb: u64,
+}
+
+fn one_cpu() -> f64 {
+    1.0
+}
+
+fn two_gib() -> u64 {
+    2048
+}
+
+impl Default for DefaultResources {
+    fn default() -> Self {
+        DefaultResources {
+            gpus: 0,
+            cpus: one_cpu(),
+            memory_mb: two_gib(),
+        }
+    }
+}
+
+/// A compute target as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ComputeTargetView {
+    /// Its id.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Node labels such as a VM size.
+    pub labels: BTreeMap<String, String>,
+    /// Most nodes it may hold.
+    pub max_nodes: i32,
+    /// Resources a run gets when it asks for none.
+    pub default_resources: DefaultResources,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<ComputeTarget> for ComputeTargetView {
+    fn from(t: ComputeTarget) -> Self {
+        ComputeTargetView {
+            id: t.id,
+            name: t.name,
+            labels: t.labels.0,
+            max_nodes: t.max_nodes,
+            default_resources: DefaultResources {
+                gpus: t.default_gpus.max(0) as u32,
+                cpus: t.default_cpus,
+                memory_mb: t.default_memory_mb.max(0) as u64,
+            },
+            created_at: t.created_at,
+        }
+    }
+}
+
+/// A node's resources.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NodeCapacity {
+    /// GPUs.
+    pub gpus: u32,
+    /// CPU cores.
+    pub cpus: f64,
+    /// Memory in MiB.
+    pub memory_mb: u64,
+}
+
+/// A node as the API shows it (TLS files by path; never their content).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeView {
+    /// Its id.
+    pub id: Uuid,
+    /// Its compute target.
+    pub compute_target: String,
+    /// Its name.
+    pub name: String,
+    /// `unix:///…` or `tcp://host:port`.
+    pub endpoint: String,
+    /// Whether the engine is reached over TLS.
+    pub tls: bool,
+    /// `nvidia` (device requests), `simulated` (GPUs only accounted) or `none`.
+    pub gpu_mode: String,
+    /// `ready`, `cordoned`, `draining` or `down`.
+    pub state: String,
+    /// Why it is not ready.
+    pub state_reason: Option<String>,
+    /// Its whole capacity.
+    pub capacity: NodeCapacity,
+    /// When it was registered.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Node> for NodeView {
+    fn from(n: Node) -> Self {
+        NodeView {
+            id: n.id,
+            compute_target: n.compute_target,
+            name: n.name,
+            endpoint: n.endpoint,
+            tls: n.tls.is_some(),
+            gpu_mode: n.gpu_mode,
+            state: n.state,
+            state_reason: n.state_reason,
+            capacity: NodeCapacity {
+                gpus: n.gpus.max(0) as u32,
+                cpus: n.cpus,
+                memory_mb: n.memory_mb.max(0) as u64,
+            },
+            created_at: n.created_at,
+        }
+    }
+}
