@@ -28,6 +28,7 @@ Inside the training script::
 Pure Python, standard library only.
 """
 
+from .compute import AmlCompute, ComputeTarget, ComputeTargetException
 from .dataset import Dataset, DatasetConsumptionConfig, FileDataset
 from .datastore import DataPath, Datastore
 from .environment import DockerSection, Environment
@@ -57,6 +58,9 @@ __all__ = [
     "ScriptRunConfig",
     "Run",
     "OfflineRun",
+    "ComputeTarget",
+    "ComputeTargetException",
+    "AmlCompute",
     "Datastore",
     "DataPath",
     "Dataset",
