@@ -49,13 +49,53 @@ async fn database_server() -> &'static str {
         .await
 }
 
+/// Test databases older than this are dropped by the next test process:
+/// no test runs that long, and the cluster outlives every run.
+const STALE_TEST_DATABASE: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+static SWEPT: OnceCell<()> = OnceCell::const_new();
+
+/// Drops the test databases earlier runs left behind (their names carry the
+/// time they were made), so the shared cluster does not grow without end.
+/// One still in use is left alone.
+async fn drop_stale_test_databases(admin: &mut sqlx::PgConnection) {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'test\\_%'")
+            .fetch_all(&mut *admin)
+            .await
+            .unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    for name in names {
+        let made = name
+            .split('_')
+            .nth(1)
+            .and_then(|secs| secs.parse::<u64>().ok())
+            .map(std::time::Duration::from_secs);
+        // Names without a time come from before times were recorded.
+        if made.is_none_or(|made| now.saturating_sub(made) > STALE_TEST_DATABASE) {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                .execute(&mut *admin)
+                .await;
+        }
+    }
+}
+
 /// Creates an empty database with the schema applied and returns its URL.
 pub async fn fresh_database() -> String {
     let server = database_server().await;
-    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let made = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let name = format!("test_{made}_{}", uuid::Uuid::new_v4().simple());
     let mut admin = sqlx::PgConnection::connect(server)
         .await
         .expect("connecting to the test PostgreSQL");
+    SWEPT
+        .get_or_init(|| drop_stale_test_databases(&mut admin))
+        .await;
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut admin)
         .await
