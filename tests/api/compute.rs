@@ -217,3 +217,228 @@ async fn compute_targets_hold_nodes_up_to_max_nodes_and_nodes_are_cordoned() {
     let (status, _) = app.get(&nodes, &reader).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// A second Docker engine on a loopback TCP port with mutual TLS, its
+/// certificates made by `openssl`; stopped when dropped.
+struct TlsEngine {
+    child: std::process::Child,
+    endpoint: String,
+    dir: tempfile::TempDir,
+}
+
+impl TlsEngine {
+    fn start() -> TlsEngine {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+        let openssl = |args: &[&str]| {
+            let status = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("running openssl");
+            assert!(status.success(), "openssl {args:?}");
+        };
+        std::fs::write(
+            path("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        std::fs::write(path("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca-key.pem",
+            "-out",
+            "ca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=trainyard-test-ca",
+        ]);
+        for (who, ext) in [("server", "server.ext"), ("client", "client.ext")] {
+            openssl(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &format!("{who}-key.pem"),
+                "-out",
+                &format!("{who}.csr"),
+                "-subj",
+                &format!("/CN={who}"),
+            ]);
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{who}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca-key.pem",
+                "-CAcreateserial",
+                "-out",
+                &format!("{who}-cert.pem"),
+                "-days",
+                "1",
+                "-extfile",
+                ext,
+            ]);
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let endpoint = format!("tcp://127.0.0.1:{port}");
+        let child = std::process::Command::new("dockerd")
+            .args([
+                "--data-root",
+                &path("root"),
+                "--exec-root",
+                &path("exec"),
+                "--pidfile",
+                &path("docker.pid"),
+            ])
+            .args([
+                "-H",
+                &endpoint,
+                "--tlsverify",
+                "--tlscacert",
+                &path("ca.pem"),
+            ])
+            .args([
+                "--tlscert",
+                &path("server-cert.pem"),
+                "--tlskey",
+                &path("server-key.pem"),
+            ])
+            .args(["--bridge", "none", "--iptables=false", "--ip6tables=false"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(path("dockerd.log")).unwrap())
+            .spawn()
+            .expect("starting a second dockerd");
+        TlsEngine {
+            child,
+            endpoint,
+            dir,
+        }
+    }
+
+    fn tls(&self) -> serde_json::Value {
+        let path = |name: &str| self.dir.path().join(name).to_str().unwrap().to_string();
+        json!({ "ca": path("ca.pem"), "cert": path("client-cert.pem"), "key": path("client-key.pem") })
+    }
+
+    fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for TlsEngine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn the_node_monitor_sees_engines_over_a_socket_and_tls_and_marks_silent_ones_down() {
+    if trainyard_tests::docker_engine().await.is_none() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    app.workspace("lab").await;
+    let base = "/api/v1/workspaces/lab/compute";
+    let (status, _) = app
+        .post(base, &app.admin, json!({ "name": "pool", "max_nodes": 4 }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut second = TlsEngine::start();
+    let nodes = format!("{base}/pool/nodes");
+    let register = |name: &str, endpoint: &str, tls: Option<serde_json::Value>| {
+        let mut body = json!({ "name": name, "endpoint": endpoint, "cpus": 2, "memory_mb": 1024 });
+        if let Some(tls) = tls {
+            body["tls"] = tls;
+        }
+        body
+    };
+    for body in [
+        register("local", "unix:///var/run/docker.sock", None),
+        register("tls", &second.endpoint, Some(second.tls())),
+        register("silent", "tcp://127.0.0.1:1", None),
+    ] {
+        let (status, node) = app.post(&nodes, &app.admin, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{node}");
+        assert_eq!(node["health"], "unknown");
+    }
+
+    // The second engine takes a moment to listen.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let seen = loop {
+        trainyard_docker::nodes::check_all(&app.db).await;
+        let seen = node_health(&app, &nodes).await;
+        if seen["tls"]["health"] == "up" || std::time::Instant::now() > deadline {
+            break seen;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    assert_eq!(seen["local"]["health"], "up", "{:?}", seen["local"]);
+    assert!(seen["local"]["engine_version"]
+        .as_str()
+        .is_some_and(|v| !v.is_empty()));
+    assert_eq!(seen["tls"]["health"], "up", "{:?}", seen["tls"]);
+    assert_eq!(seen["silent"]["health"], "down");
+    assert!(seen["silent"]["health_reason"]
+        .as_str()
+        .unwrap()
+        .contains("tcp://127.0.0.1:1"));
+
+    // An engine that stops answering is marked down with the reason; the
+    // state an administrator set is kept.
+    let state = format!("{nodes}/tls/state");
+    app.call(
+        reqwest::Method::PUT,
+        &state,
+        &app.admin,
+        Some(json!({ "state": "cordoned" })),
+    )
+    .await;
+    second.stop();
+    trainyard_docker::nodes::check_all(&app.db).await;
+    let seen = node_health(&app, &nodes).await;
+    assert_eq!(
+        (
+            seen["tls"]["health"].as_str(),
+            seen["tls"]["state"].as_str()
+        ),
+        (Some("down"), Some("cordoned"))
+    );
+    assert!(seen["tls"]["health_reason"]
+        .as_str()
+        .is_some_and(|r| r.contains(&second.endpoint)));
+}
+
+/// The nodes of a target by name.
+async fn node_health(
+    app: &TestApp,
+    nodes: &str,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let (_, listed) = app.get(nodes, &app.admin).await;
+    listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["name"].as_str().unwrap().to_string(), n.clone()))
+        .collect()
+}

@@ -75,6 +75,14 @@ pub struct Node {
     pub state: String,
     /// Why it is in that state, when it is not ready.
     pub state_reason: Option<String>,
+    /// `unknown` (not checked yet), `up` or `down`, from the node monitor.
+    pub health: String,
+    /// Why it is down.
+    pub health_reason: Option<String>,
+    /// When its engine last answered.
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// Its engine's version, as last reported.
+    pub engine_version: Option<String>,
     /// When it was registered.
     pub created_at: DateTime<Utc>,
 }
@@ -113,7 +121,8 @@ const TARGET_COLUMNS: &str =
     "id, name, labels, max_nodes, default_gpus, default_cpus, default_memory_mb, created_at";
 
 const NODE_COLUMNS: &str = "n.id, t.name AS compute_target, n.name, n.endpoint, n.tls, n.gpu_mode,
-     n.gpus, n.cpus, n.memory_mb, n.state, n.state_reason, n.created_at";
+     n.gpus, n.cpus, n.memory_mb, n.state, n.state_reason, n.health, n.health_reason, n.last_seen_at, n.engine_version,
+     n.created_at";
 
 impl Db {
     /// Creates a compute target; its name must be free.
@@ -299,6 +308,53 @@ impl Db {
         if deleted.rows_affected() == 0 {
             return Err(DbError::NotFound("node"));
         }
+        Ok(())
+    }
+}
+
+/// Where a node's engine is, for the node monitor.
+#[derive(Debug, Clone, FromRow)]
+pub struct NodeEndpoint {
+    /// The node.
+    pub id: Uuid,
+    /// `unix:///…` or `tcp://host:port`.
+    pub endpoint: String,
+    /// TLS files.
+    pub tls: Option<Json<NodeTls>>,
+    /// Its health as last recorded.
+    pub health: String,
+}
+
+impl Db {
+    /// Every node of every workspace, for the node monitor.
+    pub async fn node_endpoints(&self) -> Result<Vec<NodeEndpoint>, DbError> {
+        Ok(sqlx::query_as::<_, NodeEndpoint>(
+            "SELECT id, endpoint, tls, health FROM nodes ORDER BY id",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Records that a node's engine answered.
+    pub async fn node_answered(&self, id: Uuid, engine_version: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE nodes SET health = 'up', health_reason = NULL, last_seen_at = now(),
+                 engine_version = $2 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(engine_version)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Records that a node's engine did not answer, and why.
+    pub async fn node_unreachable(&self, id: Uuid, reason: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE nodes SET health = 'down', health_reason = $2 WHERE id = $1")
+            .bind(id)
+            .bind(reason)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 }

@@ -74,3 +74,48 @@ impl Engine {
         }
     }
 }
+
+/// The client certificate files of a TCP engine with TLS.
+#[derive(Debug, Clone)]
+pub struct EngineTls {
+    /// The CA that signed the engine's certificate.
+    pub ca: std::path::PathBuf,
+    /// The client certificate.
+    pub cert: std::path::PathBuf,
+    /// The client key.
+    pub key: std::path::PathBuf,
+}
+
+impl Engine {
+    /// Connects to a node's engine: `unix:///path/docker.sock`, or
+    /// `tcp://host:port` (with `tls`, mutual TLS; without, plain HTTP).
+    pub fn connect(endpoint: &str, tls: Option<&EngineTls>) -> Result<Engine, DockerError> {
+        let timeout = REQUEST_TIMEOUT.as_secs();
+        let version = bollard::API_DEFAULT_VERSION;
+        let docker = match (endpoint.split_once("://"), tls) {
+            (Some(("unix", _)), None) => Docker::connect_with_socket(endpoint, timeout, version)?,
+            (Some(("tcp", address)), Some(tls)) => Docker::connect_with_ssl(
+                &format!("https://{address}"),
+                &tls.key,
+                &tls.cert,
+                &tls.ca,
+                timeout,
+                version,
+            )?,
+            (Some(("tcp", address)), None) => {
+                Docker::connect_with_http(&format!("http://{address}"), timeout, version)?
+            }
+            _ => {
+                return Err(DockerError::Other(format!(
+                    "{endpoint:?} is not a Docker endpoint (unix:///…/docker.sock, or tcp://host:port with TLS only on tcp)"
+                )))
+            }
+        };
+        Ok(Engine { docker })
+    }
+
+    /// The engine's version, which also proves it answers.
+    pub async fn version(&self) -> Result<String, DockerError> {
+        Ok(self.docker.version().await?.version.unwrap_or_default())
+    }
+}

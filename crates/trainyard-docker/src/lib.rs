@@ -1,15 +1,17 @@
 //! Trainyard's Docker executor, the only crate that talks to Docker: it builds
 //! environment images (once per spec), runs each run in a labelled container,
 //! pumps its logs into the run history without loss or duplication, collects
-//! `./outputs`, and re-adopts containers after a restart.
+//! `./outputs`, re-adopts containers after a restart, and checks that the
+//! registered nodes' engines answer.
 
 mod container;
 mod engine;
 pub mod executor;
 mod image;
 mod lines;
+pub mod nodes;
 
-pub use engine::{DockerError, Engine};
+pub use engine::{DockerError, Engine, EngineTls};
 pub use executor::{Executor, ExecutorConfig};
 
 /// Label carrying the run id on every container Trainyard starts.

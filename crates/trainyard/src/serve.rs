@@ -71,8 +71,11 @@ async fn run(config: &Config, db: Db) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the scheduler and the Docker executor, unless this replica only
-/// serves the API.
+/// How often every registered node's engine is asked whether it answers.
+const NODE_CHECK_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Starts the scheduler, the Docker executor and the node monitor, unless
+/// this replica only serves the API.
 fn start_scheduler(
     config: &Config,
     db: &Db,
@@ -109,6 +112,11 @@ fn start_scheduler(
         max_concurrent_runs: config.max_concurrent_runs,
         poll_interval: Duration::from_secs(30),
     };
+    tokio::spawn(trainyard_docker::nodes::monitor_nodes(
+        db.clone(),
+        NODE_CHECK_INTERVAL,
+        stopped.clone(),
+    ));
     let task = tokio::spawn(trainyard_scheduler::run(
         db.clone(),
         executor,

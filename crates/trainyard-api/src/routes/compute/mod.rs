@@ -121,6 +121,15 @@ pub struct NodeView {
     pub state: String,
     /// Why it is not ready.
     pub state_reason: Option<String>,
+    /// `unknown` (not checked yet), `up` or `down`: whether its engine
+    /// answered the node monitor's last check.
+    pub health: String,
+    /// Why it is down.
+    pub health_reason: Option<String>,
+    /// When its engine last answered.
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// Its engine's version.
+    pub engine_version: Option<String>,
     /// Its whole capacity.
     pub capacity: NodeCapacity,
     /// When it was registered.
@@ -138,6 +147,10 @@ impl From<Node> for NodeView {
             gpu_mode: n.gpu_mode,
             state: n.state,
             state_reason: n.state_reason,
+            health: n.health,
+            health_reason: n.health_reason,
+            last_seen_at: n.last_seen_at,
+            engine_version: n.engine_version,
             capacity: NodeCapacity {
                 gpus: n.gpus.max(0) as u32,
                 cpus: n.cpus,

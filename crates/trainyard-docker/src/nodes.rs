@@ -1,0 +1,72 @@
+//! The node monitor: asks every registered node's engine for its version at
+//! a steady pace and records whether it answered, so that a node whose
+//! engine stops answering shows as down with the reason.
+
+use std::time::Duration;
+use tokio::sync::watch;
+use trainyard_db::compute::NodeEndpoint;
+use trainyard_db::Db;
+
+use crate::engine::{Engine, EngineTls};
+
+/// Longest one node's check may take before it counts as unanswered.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Checks every node each `interval` until `shutdown` turns true.
+pub async fn monitor_nodes(db: Db, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => check_all(&db).await,
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// One round: every node at once, each bounded by [`CHECK_TIMEOUT`].
+pub async fn check_all(db: &Db) {
+    let nodes = match db.node_endpoints().await {
+        Ok(nodes) => nodes,
+        Err(err) => {
+            tracing::warn!(error = %err, "listing nodes to check failed");
+            return;
+        }
+    };
+    let checks = nodes.into_iter().map(|node| async move {
+        let answer = tokio::time::timeout(CHECK_TIMEOUT, engine_version(&node)).await;
+        let recorded = match answer {
+            Ok(Ok(version)) => db.node_answered(node.id, &version).await,
+            Ok(Err(reason)) => unreachable(db, &node, &reason).await,
+            Err(_) => {
+                let reason = format!("no answer within {} s", CHECK_TIMEOUT.as_secs());
+                unreachable(db, &node, &reason).await
+            }
+        };
+        if let Err(err) = recorded {
+            tracing::warn!(node = %node.id, error = %err, "recording a node's health failed");
+        }
+    });
+    futures::future::join_all(checks).await;
+}
+
+async fn engine_version(node: &NodeEndpoint) -> Result<String, String> {
+    let tls = node.tls.as_ref().map(|tls| EngineTls {
+        ca: tls.0.ca.clone().into(),
+        cert: tls.0.cert.clone().into(),
+        key: tls.0.key.clone().into(),
+    });
+    let engine = Engine::connect(&node.endpoint, tls.as_ref()).map_err(|e| e.to_string())?;
+    engine.version().await.map_err(|e| e.to_string())
+}
+
+async fn unreachable(
+    db: &Db,
+    node: &NodeEndpoint,
+    reason: &str,
+) -> Result<(), trainyard_db::DbError> {
+    if node.health != "down" {
+        tracing::warn!(node = %node.id, endpoint = %node.endpoint, %reason, "a node's engine does not answer");
+    }
+    db.node_unreachable(node.id, &format!("{}: {reason}", node.endpoint))
+        .await
+}
