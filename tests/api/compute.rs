@@ -223,6 +223,7 @@ async fn compute_targets_hold_nodes_up_to_max_nodes_and_nodes_are_cordoned() {
 struct TlsEngine {
     child: std::process::Child,
     endpoint: String,
+    bridge: String,
     dir: tempfile::TempDir,
 }
 
@@ -297,6 +298,18 @@ impl TlsEngine {
             .unwrap()
             .port();
         let endpoint = format!("tcp://127.0.0.1:{port}");
+        // A bridge of its own: with `--bridge none` dockerd deletes the
+        // host's docker0, which the machine's own engine uses.
+        let bridge = format!("tytls{port}");
+        let ip = |args: &[&str]| {
+            let status = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .expect("running ip");
+            assert!(status.success(), "ip {args:?}");
+        };
+        ip(&["link", "add", &bridge, "type", "bridge"]);
+        ip(&["link", "set", &bridge, "up"]);
         let child = std::process::Command::new("dockerd")
             .args([
                 "--data-root",
@@ -319,7 +332,7 @@ impl TlsEngine {
                 "--tlskey",
                 &path("server-key.pem"),
             ])
-            .args(["--bridge", "none", "--iptables=false", "--ip6tables=false"])
+            .args(["--bridge", &bridge, "--iptables=false", "--ip6tables=false"])
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(path("dockerd.log")).unwrap())
             .spawn()
@@ -327,6 +340,7 @@ impl TlsEngine {
         TlsEngine {
             child,
             endpoint,
+            bridge,
             dir,
         }
     }
@@ -349,6 +363,9 @@ impl TlsEngine {
 impl Drop for TlsEngine {
     fn drop(&mut self) {
         self.stop();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "delete", &self.bridge])
+            .status();
     }
 }
 
