@@ -1,0 +1,193 @@
+// The console end to end: Debian's Chromium, headless, driven by
+// playwright-core, against a real server (debug binary, embedded PostgreSQL,
+// the local Docker engine). With TRAINYARD_CONSOLE_SCREENSHOTS=<folder> it
+// also saves screenshots of the main pages there (the README's are in docs/).
+
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { chromium } from "playwright-core";
+import { dockerAnswers, startServer } from "./server.mjs";
+
+const WORKSPACE = "console-e2e";
+const BUSYBOX = { spec: { base_image: "trainyard/busybox:latest" } };
+const screenshots = process.env.TRAINYARD_CONSOLE_SCREENSHOTS;
+const docker = dockerAnswers();
+if (!docker && process.env.TRAINYARD_REQUIRE_DOCKER === "1") throw new Error("no Docker engine answers, and TRAINYARD_REQUIRE_DOCKER=1");
+
+let server, browser, page;
+const ws = (rest) => `/workspaces/${WORKSPACE}${rest}`;
+const open = (fragment) => page.goto(`${server.base}/#/w/${WORKSPACE}/${fragment}`);
+
+async function shoot(name) {
+  if (!screenshots) return;
+  mkdirSync(screenshots, { recursive: true });
+  await page.screenshot({ path: join(screenshots, `${name}.png`) });
+}
+
+/** Waits until the API says the run is in one of `statuses`. */
+async function waitForStatus(runId, statuses, seconds = 120) {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    const run = await server.api("GET", ws(`/runs/${runId}`));
+    if (statuses.includes(run.status)) return run;
+    if (Date.now() > deadline) throw new Error(`run ${runId} is ${run.status}, not ${statuses} after ${seconds} s`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+async function recordRun(name, tags, lossScale) {
+  const run = await server.api("POST", ws("/runs"), { experiment: "e2e", display_name: name, tags, properties: { arch: "cnn" } });
+  const metrics = [];
+  for (let step = 0; step < 50; step++) {
+    metrics.push({ name: "loss", step, value: lossScale / (1 + step) });
+    metrics.push({ name: "accuracy", step, value: 1 - 0.5 / (1 + step) });
+  }
+  await server.api("POST", ws(`/runs/${run.id}/metrics`), { metrics });
+  return run;
+}
+
+/** The number the log view shows as its line count. */
+async function logLineCount() {
+  return Number((await page.getByTestId("log-line-count").textContent()).replace(/\D/g, ""));
+}
+
+describe("web console", { timeout: 600_000 }, () => {
+  before(async () => {
+    server = await startServer();
+    browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", headless: true });
+    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  });
+
+  after(async () => {
+    // Leave no container behind: cancel what is still active, and wait for it.
+    try {
+      const active = await server.api("GET", ws("/runs?status=Queued,Preparing,Starting,Running,Finalizing"));
+      for (const run of active.items) await server.api("POST", ws(`/runs/${run.id}/cancel`));
+      for (const run of active.items) await waitForStatus(run.id, ["Canceled", "Completed", "Failed"], 30);
+    } catch (error) {
+      console.error("cleanup:", error.message);
+    }
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it("signs in with a token and creates a workspace", async () => {
+    await page.goto(server.base);
+    await shoot("sign-in");
+    await page.getByLabel("API token").fill("tyd_not-a-token");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("alert").waitFor();
+    await page.getByLabel("API token").fill(server.token);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    // A fresh server has no workspace: the console opens the workspaces page.
+    await page.getByRole("heading", { name: "Workspaces" }).waitFor();
+    await page.getByLabel("Name").fill(WORKSPACE);
+    await page.getByRole("button", { name: "Create workspace" }).click();
+    await page.getByRole("link", { name: WORKSPACE }).click();
+    await page.getByRole("heading", { name: "Experiments" }).waitFor();
+    assert.equal(await page.getByLabel("Workspace").inputValue(), WORKSPACE);
+  });
+
+  it("follows the log of a run that is still running", async (t) => {
+    if (!docker) return t.skip("SKIPPED: no Docker engine answers");
+    await server.api("PUT", ws("/experiments/e2e"), {});
+    const run = await server.api("POST", ws("/runs"), {
+      experiment: "e2e",
+      display_name: "ticker",
+      command: ["sh", "-c", 'for i in $(seq 1 40); do echo "tick $i"; sleep 0.5; done'],
+      environment: BUSYBOX,
+    });
+    await open(`runs/${run.id}?tab=logs`);
+    await page.locator(".log-row", { hasText: /^tick 3$/ }).waitFor({ timeout: 120_000 });
+    const seen = await logLineCount();
+    assert.equal((await server.api("GET", ws(`/runs/${run.id}`))).status, "Running");
+    // New lines arrive while the page stays open.
+    await page.locator(".log-row", { hasText: /^tick 9$/ }).waitFor({ timeout: 30_000 });
+    assert.ok((await logLineCount()) > seen, "the line count grew");
+    await page.getByText("Running", { exact: true }).first().waitFor();
+    await shoot("run-log");
+
+    await page.getByLabel("Search the log").fill("tick 1");
+    await page.getByText(/\d+ matches/).waitFor();
+    await page.getByLabel("Only matching lines").check();
+    await page.waitForFunction(() => {
+      const shown = [...document.querySelectorAll(".log-row:not([hidden])")].map((row) => row.textContent);
+      return shown.length > 0 && shown.every((line) => line.includes("tick 1"));
+    });
+
+    page.once("dialog", (dialog) => dialog.accept());
+    await page.getByRole("button", { name: "Cancel run" }).click();
+    await page.locator(".status", { hasText: "Canceled" }).first().waitFor({ timeout: 30_000 });
+  });
+
+  it("draws a chart of the logged points", async () => {
+    const run = await recordRun("baseline", { lr: "0.01" }, 2);
+    await open(`runs/${run.id}?tab=metrics`);
+    const chart = page.locator('figure[data-metric="loss"] .chart');
+    await chart.locator("canvas").waitFor();
+    assert.equal(await chart.getAttribute("data-points"), "50");
+    await page.locator('figure[data-metric="accuracy"] .chart[data-points="50"]').waitFor();
+    await shoot("run-metrics");
+  });
+
+  it("compares two runs", async () => {
+    await recordRun("tuned", { lr: "0.003" }, 1);
+    await open("runs?experiment=e2e&cols=loss,accuracy");
+    await page.getByLabel("Select run baseline").check();
+    await page.getByLabel("Select run tuned").check();
+    await shoot("runs");
+    await page.getByRole("button", { name: "Compare selected (2)" }).click();
+    await page.getByRole("heading", { name: "Compare 2 runs" }).waitFor();
+    const chart = page.locator('figure[data-metric="loss"] .chart');
+    await chart.locator("canvas").waitFor();
+    assert.equal(await chart.getAttribute("data-series"), "2");
+    assert.equal(await chart.getAttribute("data-points"), "100");
+    const lr = page.locator("table.compare tr", { has: page.getByRole("rowheader", { name: "lr" }) });
+    assert.deepEqual(await lr.locator("td.num").allTextContents(), ["0.01", "0.003"]);
+    await shoot("compare");
+  });
+
+  it("shows a run's files and its registered model, and downloads them", async (t) => {
+    if (!docker) return t.skip("SKIPPED: no Docker engine answers");
+    const run = await server.api("POST", ws("/runs"), {
+      experiment: "e2e",
+      display_name: "trainer",
+      command: ["sh", "-c", "mkdir -p outputs && echo weights > outputs/model.bin && echo trained"],
+      environment: BUSYBOX,
+    });
+    await waitForStatus(run.id, ["Completed"]);
+    await server.api("POST", ws("/models"), { name: "digits", run_id: run.id, path: "outputs", framework: "Custom" });
+
+    await open(`runs/${run.id}?tab=files`);
+    await page.getByRole("button", { name: "outputs/" }).click();
+    const [file] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download", exact: true }).click()]);
+    assert.equal(file.suggestedFilename(), "model.bin");
+    const chunks = [];
+    for await (const chunk of await file.createReadStream()) chunks.push(chunk);
+    assert.equal(Buffer.concat(chunks).toString(), "weights\n");
+
+    await open("models/digits");
+    await page.getByRole("link", { name: run.id }).waitFor();
+    await shoot("model");
+  });
+
+  it("creates a token, shows its secret once, and revokes it", async () => {
+    await open("tokens");
+    await page.getByLabel("Name").fill("e2e-reader");
+    await page.getByLabel("Role").selectOption("reader");
+    await page.getByRole("button", { name: "Create token" }).click();
+    const secret = (await page.getByTestId("new-secret").textContent()).trim();
+    assert.match(secret, /^tyd_/);
+    const whoami = () => fetch(`${server.base}/api/v1/whoami`, { headers: { Authorization: `Bearer ${secret}` } });
+    assert.equal((await whoami()).status, 200);
+    await shoot("tokens");
+
+    const row = page.locator('tr[data-token-name="e2e-reader"]');
+    page.once("dialog", (dialog) => dialog.accept());
+    await row.getByRole("button", { name: "Revoke" }).click();
+    await row.locator(".token-state", { hasText: "revoked" }).waitFor();
+    assert.equal((await whoami()).status, 401);
+  });
+});
