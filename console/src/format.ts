@@ -9,8 +9,15 @@ const dateTime = new Intl.DateTimeFormat(undefined, {
   second: "2-digit",
 });
 
+const timeOfDay = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+
 export function formatTime(iso?: string | null): string {
   return iso ? dateTime.format(new Date(iso)) : "—";
+}
+
+/** The time alone, for stages of one run that mostly share a day. */
+export function formatClock(iso: string): string {
+  return timeOfDay.format(new Date(iso));
 }
 
 /** `1h 02m`, `3m 05s`, `12.3s`. */

@@ -122,14 +122,35 @@ describe("web console", { timeout: 600_000 }, () => {
     await page.locator(".status", { hasText: "Canceled" }).first().waitFor({ timeout: 30_000 });
   });
 
-  it("draws a chart of the logged points", async () => {
+  it("draws a chart of the logged points, and zooms into a range", async () => {
     const run = await recordRun("baseline", { lr: "0.01" }, 2);
+    // 5,000 points: drawn downsampled, and read in full once zoomed into a range.
+    const throughput = Array.from({ length: 5000 }, (_, step) => ({ name: "throughput", step, value: 100 + 10 * Math.sin(step / 50) }));
+    await server.api("POST", ws(`/runs/${run.id}/metrics`), { metrics: throughput });
     await open(`runs/${run.id}?tab=metrics`);
+
     const chart = page.locator('figure[data-metric="loss"] .chart');
     await chart.locator("canvas").waitFor();
     assert.equal(await chart.getAttribute("data-points"), "50");
-    await page.locator('figure[data-metric="accuracy"] .chart[data-points="50"]').waitFor();
+    // The legend shows the point under the cursor: the line is drawn over the logged steps.
+    const box = await chart.locator(".u-over").boundingBox();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    const legend = chart.locator(".u-legend .u-series .u-value");
+    const step = Number(await legend.nth(0).textContent());
+    const loss = Number(await legend.nth(1).textContent());
+    assert.ok(step >= 20 && step <= 30, `step under the cursor: ${step}`);
+    assert.ok(Math.abs(loss - 2 / (1 + step)) < 0.01, `loss at step ${step}: ${loss}`);
     await shoot("run-metrics");
+
+    const big = page.locator('figure[data-metric="throughput"]');
+    await big.getByText(/drawn from \d+/).waitFor();
+    const plot = await big.locator(".u-over").boundingBox();
+    await page.mouse.move(plot.x + plot.width * 0.4, plot.y + plot.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(plot.x + plot.width * 0.45, plot.y + plot.height / 2, { steps: 5 });
+    await page.mouse.up();
+    await big.getByText("zoomed: every point").waitFor();
+    assert.ok(Number(await big.locator(".chart").getAttribute("data-points")) > 1000, "the zoomed range is drawn from every point");
   });
 
   it("compares two runs", async () => {

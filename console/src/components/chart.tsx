@@ -55,7 +55,7 @@ export function Chart({ data, labels, height = 240, onZoom }: ChartProps) {
             if (key !== "x" || !zoomHandler.current) return;
             const steps = u.data[0];
             const { min, max } = u.scales.x;
-            if (min === undefined || max === undefined || !steps.length) return;
+            if (min == null || max == null || !steps.length) return;
             const everything = min <= steps[0] && max >= steps[steps.length - 1];
             zoomHandler.current(everything ? null : [min, max]);
           },
@@ -76,10 +76,11 @@ export function Chart({ data, labels, height = 240, onZoom }: ChartProps) {
     const u = plot.current!;
     const { min, max } = u.scales.x;
     const steps = u.data[0];
-    const zoomed = min !== undefined && max !== undefined && steps.length > 0 && (min > steps[0] || max < steps[steps.length - 1]);
+    // Scales are null until the first draw.
+    const zoomed = min != null && max != null && steps.length > 0 && (min > steps[0] || max < steps[steps.length - 1]);
     // New points (a live run, finer detail after a zoom) keep the range in view.
     u.setData(data, !zoomed);
-    if (zoomed) u.setScale("x", { min: min!, max: max! });
+    if (zoomed) u.setScale("x", { min, max });
   }, [data]);
 
   return <div class="chart" ref={holder} data-points={pointCount(data)} data-series={labels.length} />;

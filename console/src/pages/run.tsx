@@ -104,7 +104,7 @@ export function RunPage({ workspace, runId, tab }: { workspace: string; runId: s
       </div>
       <ErrorNote error={actionError} />
       {r.error && <p class="error">{r.error}</p>}
-      {events.data && <Timeline events={events.data.items} status={r.status} />}
+      {events.data && <Timeline events={events.data.items} status={r.status} executes={executes(r)} />}
       <Tabs tabs={TABS} current={current} onSelect={(t) => navigate(hrefWith(["w", workspace, "runs", runId], { tab: t }), true)} />
       {current === "overview" && <Overview workspace={workspace} run={r} />}
       {current === "logs" && (feed ? <LogView feed={feed} /> : <Loading what="the log" />)}
