@@ -8,6 +8,8 @@ import type { LogLine, LogPage } from "./types";
 
 /** Lines per paged request: the API's largest page. */
 const PAGE_LINES = 10_000;
+/** The first request is smaller, so the first screen of a big log shows sooner. */
+const FIRST_PAGE_LINES = 500;
 /** Pages requested at once while loading a finished log. */
 const PAGES_IN_FLIGHT = 4;
 /** Wait before following again after the stream broke. */
@@ -107,20 +109,22 @@ export class LogFeed {
   /** Reads a finished source in order, a few pages in flight at once. */
   private async readPages(source: string, buffer: LogBuffer): Promise<void> {
     let next = buffer.lines.length;
-    const request = () => {
-      const page = get<LogPage>(this.path("/logs", { source, from_seq: next, limit: PAGE_LINES }), this.controller.signal);
-      next += PAGE_LINES;
+    const request = (limit: number) => {
+      const page = get<LogPage>(this.path("/logs", { source, from_seq: next, limit }), this.controller.signal);
+      next += limit;
       // Requests past the end are dropped unread; keep their failure quiet.
       page.catch(() => {});
-      return page;
+      return { page, limit };
     };
-    const inFlight = Array.from({ length: PAGES_IN_FLIGHT }, request);
+    const inFlight = [request(FIRST_PAGE_LINES)];
+    while (inFlight.length < PAGES_IN_FLIGHT) inFlight.push(request(PAGE_LINES));
     for (;;) {
-      const page = await inFlight.shift()!;
-      for (const line of page.lines) buffer.add(line.seq, line.line);
+      const { page, limit } = inFlight.shift()!;
+      const lines = (await page).lines;
+      for (const line of lines) buffer.add(line.seq, line.line);
       buffer.changed();
-      if (page.lines.length < PAGE_LINES) break;
-      inFlight.push(request());
+      if (lines.length < limit) break;
+      inFlight.push(request(PAGE_LINES));
     }
     buffer.complete = true;
     buffer.changed();

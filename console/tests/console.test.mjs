@@ -42,7 +42,7 @@ async function recordRun(name, tags, lossScale) {
   const metrics = [];
   for (let step = 0; step < 50; step++) {
     metrics.push({ name: "loss", step, value: lossScale / (1 + step) });
-    metrics.push({ name: "accuracy", step, value: 1 - 0.5 / (1 + step) });
+    metrics.push({ name: "accuracy", step, value: 1 - (0.25 * lossScale) / (1 + step) });
   }
   await server.api("POST", ws(`/runs/${run.id}/metrics`), { metrics });
   return run;
@@ -155,6 +155,7 @@ describe("web console", { timeout: 600_000 }, () => {
 
   it("compares two runs", async () => {
     await recordRun("tuned", { lr: "0.003" }, 1);
+    for (const [i, lr] of ["0.1", "0.03", "0.001"].entries()) await recordRun(`sweep-${i + 1}`, { lr, sweep: "lr" }, 3 + i);
     await open("runs?experiment=e2e&cols=loss,accuracy");
     await page.getByLabel("Select run baseline").check();
     await page.getByLabel("Select run tuned").check();
@@ -192,6 +193,42 @@ describe("web console", { timeout: 600_000 }, () => {
     await open("models/digits");
     await page.getByRole("link", { name: run.id }).waitFor();
     await shoot("model");
+  });
+
+  it("fits a narrow window, and follows the system's dark mode", async () => {
+    const runs = (await server.api("GET", ws("/runs?tag=lr"))).items;
+    const baseline = runs.find((r) => r.display_name === "baseline");
+    await page.setViewportSize({ width: 390, height: 844 });
+    const compare = "compare?" + runs.map((r) => `run=${r.id}`).join("&");
+    const pages = [
+      ["runs?experiment=e2e&cols=loss", "table.runs"],
+      ["experiments", "table.list"],
+      [`runs/${baseline.id}`, ".timeline"],
+      [`runs/${baseline.id}?tab=metrics`, ".chart canvas"],
+      [compare, "table.compare"],
+    ];
+    for (const [fragment, content] of pages) {
+      await open(fragment);
+      await page.locator(content).first().waitFor();
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+      assert.ok(overflow <= 0, `${fragment} is ${overflow} px wider than the window`);
+    }
+    await open("runs?experiment=e2e&cols=loss");
+    await page.getByRole("link", { name: "baseline" }).waitFor();
+    await shoot("runs-narrow");
+    await page.setViewportSize({ width: 1280, height: 800 });
+
+    const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    await page.emulateMedia({ colorScheme: "light" });
+    const light = await background();
+    await page.emulateMedia({ colorScheme: "dark" });
+    const dark = await background();
+    const luminance = (rgb) => rgb.match(/\d+/g).slice(0, 3).reduce((sum, c) => sum + Number(c), 0) / 3;
+    assert.ok(luminance(light) > 200 && luminance(dark) < 50, `light ${light}, dark ${dark}`);
+    await open(`runs/${baseline.id}?tab=metrics`);
+    await page.locator('figure[data-metric="loss"] canvas').waitFor();
+    await shoot("run-metrics-dark");
+    await page.emulateMedia({ colorScheme: "light" });
   });
 
   it("creates a token, shows its secret once, and revokes it", async () => {

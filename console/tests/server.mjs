@@ -40,7 +40,8 @@ export async function startServer() {
     { stdio: ["ignore", log, log] },
   );
   const exited = new Promise((done) => child.once("exit", done));
-  const deadline = Date.now() + 60_000;
+  // A first start runs initdb, which takes a while on a busy machine.
+  const deadline = Date.now() + 180_000;
   for (;;) {
     try {
       if ((await fetch(`${base}/readyz`)).ok) break;
@@ -48,7 +49,9 @@ export async function startServer() {
       // Not listening yet.
     }
     if (child.exitCode !== null || Date.now() > deadline) {
-      throw new Error(`the server did not start:\n${readFileSync(join(dataDir, "server.log"), "utf8")}`);
+      const how = child.exitCode !== null ? `exited with ${child.exitCode}` : "was not ready after 180 s";
+      child.kill("SIGTERM");
+      throw new Error(`the server ${how}:\n${readFileSync(join(dataDir, "server.log"), "utf8")}`);
     }
     await new Promise((r) => setTimeout(r, 250));
   }

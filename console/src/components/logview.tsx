@@ -12,6 +12,8 @@ export function LogView({ feed }: { feed: LogFeed }) {
   const [source, setSource] = useState<string>();
   const [state, setState] = useState(EMPTY);
   const [term, setTerm] = useState("");
+  // The term typed, until the view has been told (searches wait for a pause in typing).
+  const [pending, setPending] = useState(false);
   const [onlyMatches, setOnlyMatches] = useState(false);
   const [, setTick] = useState(0);
   const viewport = useRef<HTMLDivElement>(null);
@@ -35,7 +37,10 @@ export function LogView({ feed }: { feed: LogFeed }) {
   }, [feed, shown]);
 
   useEffect(() => {
-    const timer = setTimeout(() => view.current!.search(term, onlyMatches), 150);
+    const timer = setTimeout(() => {
+      view.current!.search(term, onlyMatches);
+      setPending(false);
+    }, 150);
     return () => clearTimeout(timer);
   }, [term, onlyMatches, shown]);
 
@@ -64,7 +69,10 @@ export function LogView({ feed }: { feed: LogFeed }) {
           placeholder="Search the log"
           aria-label="Search the log"
           value={term}
-          onInput={(e) => setTerm((e.target as HTMLInputElement).value)}
+          onInput={(e) => {
+            setTerm((e.target as HTMLInputElement).value);
+            setPending(true);
+          }}
           onKeyDown={(e) => e.key === "Enter" && view.current!.step(e.shiftKey ? -1 : 1)}
         />
         <button onClick={() => view.current!.step(-1)} disabled={!state.matches} aria-label="Previous match">
@@ -78,7 +86,7 @@ export function LogView({ feed }: { feed: LogFeed }) {
           Only matching lines
         </label>
         <span class="muted log-count">
-          {term ? `${state.current >= 0 ? `${state.current + 1} of ` : ""}${state.matches.toLocaleString()} matches${state.searching ? "…" : ""} · ` : ""}
+          {term ? `${state.current >= 0 ? `${state.current + 1} of ` : ""}${state.matches.toLocaleString()} matches${state.searching || pending ? "…" : ""} · ` : ""}
           <span data-testid="log-line-count">{state.lines.toLocaleString()}</span> lines · {progress}
         </span>
         <span class="spacer-flex" />

@@ -57,12 +57,11 @@ export function Facts({ rows }: { rows: [string, ComponentChildren][] }) {
   );
 }
 
-export function Section({ title, children, actions }: { title: string; children: ComponentChildren; actions?: ComponentChildren }) {
+export function Section({ title, children }: { title: string; children: ComponentChildren }) {
   return (
     <section class="card">
       <header class="card-head">
         <h2>{title}</h2>
-        {actions && <div class="actions">{actions}</div>}
       </header>
       {children}
     </section>

@@ -106,7 +106,7 @@ function MetricChart({ workspace, runId, metric }: { workspace: string; runId: s
         <span class="muted">
           {" "}
           latest {formatMetric(metric.latest.value)} · {metric.count.toLocaleString()} points
-          {downsampled && !detail ? ` · drawn from ${overview.data?.points.length ?? "…"}` : ""}
+          {downsampled && !detail ? ` · drawn from ${overview.data?.points.length.toLocaleString() ?? "…"}` : ""}
           {detail ? ` · zoomed: every point` : ""}
         </span>
       </figcaption>

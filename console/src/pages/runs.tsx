@@ -192,7 +192,7 @@ export function RunsPage({ workspace, query: params }: { workspace: string; quer
                       onChange={() => toggleRun(run.id)}
                     />
                   </td>
-                  <td>
+                  <td class="nowrap">
                     <a href={href("w", workspace, "runs", run.id)}>{run.display_name || shortId(run.id)}</a>
                   </td>
                   <td>
