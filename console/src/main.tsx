@@ -106,6 +106,10 @@ function Redirect({ to }: { to: string }) {
 function Pages({ route }: { route: Route }) {
   const { workspaces } = useSession();
   const [first, workspace, section = "experiments", id] = route.parts;
+  // The workspace to open next time this tab lands on `/`.
+  useEffect(() => {
+    if (first === "w" && workspace) sessionStorage.setItem(LAST_WORKSPACE_KEY, workspace);
+  }, [first, workspace]);
   if (first === "workspaces") {
     return (
       <Layout section="workspaces" workspace={sessionStorage.getItem(LAST_WORKSPACE_KEY) ?? undefined}>
@@ -118,13 +122,17 @@ function Pages({ route }: { route: Route }) {
     const home = workspaces.find((w) => w.name === last) ?? workspaces[0];
     return <Redirect to={home ? href("w", home.name, "experiments") : href("workspaces")} />;
   }
-  sessionStorage.setItem(LAST_WORKSPACE_KEY, workspace);
   const page = (() => {
     switch (section) {
       case "experiments":
         return <ExperimentsPage workspace={workspace} />;
       case "runs":
-        return id ? <RunPage workspace={workspace} runId={id} tab={route.query.get("tab")} /> : <RunsPage workspace={workspace} query={route.query} />;
+        // Keyed, so another run (after a resubmit) starts with nothing of the last one.
+        return id ? (
+          <RunPage key={`${workspace}/${id}`} workspace={workspace} runId={id} tab={route.query.get("tab")} />
+        ) : (
+          <RunsPage workspace={workspace} query={route.query} />
+        );
       case "compare":
         return <ComparePage workspace={workspace} runIds={route.query.getAll("run")} />;
       case "models":

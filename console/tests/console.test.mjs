@@ -90,7 +90,7 @@ describe("web console", { timeout: 600_000 }, () => {
     assert.equal(await page.getByLabel("Workspace").inputValue(), WORKSPACE);
   });
 
-  it("follows the log of a run that is still running", async (t) => {
+  it("follows the log of a run that is still running, cancels and resubmits it", async (t) => {
     if (!docker) return t.skip("SKIPPED: no Docker engine answers");
     await server.api("PUT", ws("/experiments/e2e"), {});
     const run = await server.api("POST", ws("/runs"), {
@@ -117,6 +117,15 @@ describe("web console", { timeout: 600_000 }, () => {
       return shown.length > 0 && shown.every((line) => line.includes("tick 1"));
     });
 
+    page.once("dialog", (dialog) => dialog.accept());
+    await page.getByRole("button", { name: "Cancel run" }).click();
+    await page.locator(".status", { hasText: "Canceled" }).first().waitFor({ timeout: 30_000 });
+
+    // Resubmit runs the same command again, as a new run whose log the page follows.
+    await page.getByRole("button", { name: "Resubmit" }).click();
+    await page.waitForURL((url) => url.hash.includes("/runs/") && !url.hash.includes(run.id));
+    await page.getByRole("tab", { name: "Logs" }).click();
+    await page.locator(".log-row", { hasText: /^tick 2$/ }).waitFor({ timeout: 60_000 });
     page.once("dialog", (dialog) => dialog.accept());
     await page.getByRole("button", { name: "Cancel run" }).click();
     await page.locator(".status", { hasText: "Canceled" }).first().waitFor({ timeout: 30_000 });
