@@ -165,6 +165,17 @@ describe("web console", { timeout: 600_000 }, () => {
   it("compares two runs", async () => {
     await recordRun("tuned", { lr: "0.003" }, 1);
     for (const [i, lr] of ["0.1", "0.03", "0.001"].entries()) await recordRun(`sweep-${i + 1}`, { lr, sweep: "lr" }, 3 + i);
+    // Filters go to the server: a tag filter keeps the experiment chosen.
+    await open("runs?experiment=e2e");
+    await page.locator("table.runs").waitFor();
+    assert.equal(await page.getByLabel("Experiment").inputValue(), "e2e");
+    await page.getByLabel("Tags").fill("lr=0.01");
+    await page.getByRole("button", { name: "Apply" }).click();
+    await page.waitForURL(/tag=lr/);
+    await page.waitForFunction(() => document.querySelectorAll("table.runs tbody tr").length === 1);
+    assert.match(page.url(), /experiment=e2e/);
+    assert.equal(await page.locator("table.runs tbody tr a").textContent(), "baseline");
+
     await open("runs?experiment=e2e&cols=loss,accuracy");
     await page.getByLabel("Select run baseline").check();
     await page.getByLabel("Select run tuned").check();

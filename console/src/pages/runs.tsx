@@ -276,27 +276,34 @@ function Filters({
       created_before: toRfc3339(String(form.get("created_before") ?? "")),
     });
   };
-  // Keyed on the query so the fields show what the URL says after navigation.
+  const experiment = params.get("experiment") ?? "";
+  const names = experiments.map((e) => e.name);
+  // One named in the URL stays a choice even when it is not among those listed (an id, say).
+  if (experiment && !names.includes(experiment)) names.unshift(experiment);
+  // Keyed on the query and the choices, so the fields show what the URL says once both are known.
   return (
-    <form class="filters" onSubmit={submit} key={params.toString()}>
+    <form class="filters" onSubmit={submit} key={`${params}|${names.length}`}>
       <label>
         Experiment
-        <select name="experiment" defaultValue={params.get("experiment") ?? ""}>
+        {/* `selected` on the options: a select has no default value of its own to set. */}
+        <select name="experiment">
           <option value="">All</option>
-          {experiments.map((e) => (
-            <option key={e.id} value={e.name}>
-              {e.name}
+          {names.map((name) => (
+            <option key={name} value={name} selected={name === experiment}>
+              {name}
             </option>
           ))}
         </select>
       </label>
       <label>
         Status
-        <select name="status" defaultValue={params.get("status") ?? ""}>
+        <select name="status">
           <option value="">Any</option>
-          <option value={ACTIVE}>Active</option>
+          <option value={ACTIVE} selected={params.get("status") === ACTIVE}>
+            Active
+          </option>
           {RUN_STATUSES.map((s) => (
-            <option key={s} value={s}>
+            <option key={s} value={s} selected={params.get("status") === s}>
               {s}
             </option>
           ))}

@@ -60,9 +60,11 @@ export function TokensPage({ workspace }: { workspace: string }) {
           </label>
           <label>
             Role
-            <select name="role" defaultValue="contributor">
+            <select name="role">
               {ROLES.map((r) => (
-                <option key={r}>{r}</option>
+                <option key={r} selected={r === "contributor"}>
+                  {r}
+                </option>
               ))}
             </select>
           </label>
