@@ -14,7 +14,7 @@ async fn the_console_page_and_every_file_it_names_are_served() {
     assert!(csp.contains("default-src 'self'"), "{csp}");
     let html = page.text().await.unwrap();
     if status == 404 {
-        assert!(html.contains("npm run build"), "{html}");
+        assert!(html.contains("deploy/build-console.sh"), "{html}");
         println!("the console was not built: checked the page that says how");
         return;
     }

@@ -56,7 +56,7 @@ export function LogView({ feed }: { feed: LogFeed }) {
   return (
     <div class="logs">
       <div class="log-sources" role="tablist" aria-label="Log sources">
-        {sources.length === 0 && <span class="muted">No log lines yet.</span>}
+        {sources.length === 0 && <span class="muted">{feed.live ? "No log lines yet." : "This run has no log lines."}</span>}
         {sources.map((s) => (
           <button key={s} role="tab" aria-selected={s === shown} class={s === shown ? "active" : ""} onClick={() => setSource(s)}>
             {s}

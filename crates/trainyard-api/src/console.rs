@@ -22,7 +22,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data: 
 const NOT_BUILT: &str = "<!doctype html><meta charset=utf-8><title>Trainyard</title>\
 <h1>The web console was not built</h1>\
 <p>This server was compiled before its console. Build the console, then the server:</p>\
-<pre>cd console &amp;&amp; npm ci &amp;&amp; npm run build &amp;&amp; cd ..\ncargo build --release -p trainyard</pre>\
+<pre>bash deploy/build-console.sh   # npm ci and npm run build in console/\ncargo build --release -p trainyard</pre>\
 <p>(<code>deploy/quickstart.sh</code> does both.) The API is at <a href=\"/api/v1/docs/\">/api/v1/docs/</a>.</p>";
 
 /// `/` (the app's one page; its routes live in the URL's fragment),
