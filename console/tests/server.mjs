@@ -51,7 +51,10 @@ export async function startServer() {
     if (child.exitCode !== null || Date.now() > deadline) {
       const how = child.exitCode !== null ? `exited with ${child.exitCode}` : "was not ready after 180 s";
       child.kill("SIGTERM");
-      throw new Error(`the server ${how}:\n${readFileSync(join(dataDir, "server.log"), "utf8")}`);
+      await exited;
+      const log = readFileSync(join(dataDir, "server.log"), "utf8");
+      rmSync(dataDir, { recursive: true, force: true });
+      throw new Error(`the server ${how}:\n${log}`);
     }
     await new Promise((r) => setTimeout(r, 250));
   }
