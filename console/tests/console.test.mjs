@@ -191,7 +191,7 @@ describe("web console", { timeout: 600_000 }, () => {
     await shoot("compare");
   });
 
-  it("shows a run's files and its registered model, and downloads them", async (t) => {
+  it("shows a run's files, a model and a dataset, and downloads them", async (t) => {
     if (!docker) return t.skip("SKIPPED: no Docker engine answers");
     const run = await server.api("POST", ws("/runs"), {
       experiment: "e2e",
@@ -213,6 +213,20 @@ describe("web console", { timeout: 600_000 }, () => {
     await open("models/digits");
     await page.getByRole("link", { name: run.id }).waitFor();
     await shoot("model");
+
+    const upload = await fetch(`${server.base}/api/v1${ws("/datastores/default/files?path=digits/train.csv")}`, {
+      method: "PUT",
+      headers: { Authorization: `Bearer ${server.token}` },
+      body: "pixel,label\n0,7\n",
+    });
+    assert.equal(upload.status, 201);
+    await server.api("POST", ws("/datasets"), { name: "digits", paths: ["digits/"] });
+    await open("datasets/digits");
+    const [csv] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download" }).click()]);
+    assert.equal(csv.suggestedFilename(), "train.csv");
+    const saved = [];
+    for await (const chunk of await csv.createReadStream()) saved.push(chunk);
+    assert.equal(Buffer.concat(saved).toString(), "pixel,label\n0,7\n");
   });
 
   it("fits a narrow window, and follows the system's dark mode", async () => {

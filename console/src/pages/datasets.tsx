@@ -1,6 +1,7 @@
-// Datasets: every dataset's latest version, and a version's files.
+// Datasets: every dataset's latest version, and a version's files to download.
 
-import { get, query, wsPath } from "../api";
+import { useState } from "preact/hooks";
+import { download, get, query, wsPath } from "../api";
 import { VersionPicker } from "../components/versions";
 import { Chips, ErrorNote, Facts, Loading, Section, TableWrap } from "../components/ui";
 import { formatBytes, formatTime } from "../format";
@@ -64,8 +65,11 @@ export function DatasetPage({ workspace, name, version }: { workspace: string; n
   const latest = useAsync((signal) => get<Dataset>(base, signal), [base]);
   const shown = useAsync((signal) => get<Dataset>(base + query({ version }), signal), [base, version]);
   const files = useAsync((signal) => get<{ items: DatasetFile[] }>(`${base}/files${query({ version })}`, signal), [base, version]);
+  const [error, setError] = useState<Error>();
   if (!shown.data || !latest.data) return <>{shown.error ? <ErrorNote error={shown.error} /> : <Loading what="the dataset" />}</>;
   const d = shown.data;
+  const save = (path: string) =>
+    download(`${base}/files/download${query({ path, version: d.version })}`, path.split("/").pop()!).catch(setError);
   return (
     <>
       <div class="page-head">
@@ -90,7 +94,7 @@ export function DatasetPage({ workspace, name, version }: { workspace: string; n
         />
       </Section>
       <Section title="Files">
-        <ErrorNote error={files.error} />
+        <ErrorNote error={files.error ?? error} />
         {files.data && (
           <TableWrap>
             <table class="list files">
@@ -99,6 +103,7 @@ export function DatasetPage({ workspace, name, version }: { workspace: string; n
                   <th>Path</th>
                   <th class="num">Size</th>
                   <th>SHA-256</th>
+                  <th />
                 </tr>
               </thead>
               <tbody>
@@ -108,6 +113,11 @@ export function DatasetPage({ workspace, name, version }: { workspace: string; n
                     <td class="num">{formatBytes(f.size)}</td>
                     <td class="mono small muted" title={f.sha256}>
                       {f.sha256.slice(0, 16)}…
+                    </td>
+                    <td>
+                      <button class="link" onClick={() => save(f.path)}>
+                        Download
+                      </button>
                     </td>
                   </tr>
                 ))}
