@@ -10,6 +10,7 @@ import { Layout } from "./components/layout";
 import { ErrorNote, Loading } from "./components/ui";
 import { useAsync } from "./hooks";
 import { ComparePage } from "./pages/compare";
+import { ComputePage, ComputeTargetPage } from "./pages/compute";
 import { DatasetPage, DatasetsPage } from "./pages/datasets";
 import { EnvironmentPage, EnvironmentsPage } from "./pages/environments";
 import { ExperimentsPage } from "./pages/experiments";
@@ -141,6 +142,8 @@ function Pages({ route }: { route: Route }) {
         return id ? <DatasetPage workspace={workspace} name={id} version={route.query.get("version")} /> : <DatasetsPage workspace={workspace} />;
       case "environments":
         return id ? <EnvironmentPage workspace={workspace} name={id} version={route.query.get("version")} /> : <EnvironmentsPage workspace={workspace} />;
+      case "compute":
+        return id ? <ComputeTargetPage workspace={workspace} name={id} /> : <ComputePage workspace={workspace} />;
       case "tokens":
         return <TokensPage workspace={workspace} />;
       default:

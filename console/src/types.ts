@@ -220,3 +220,31 @@ export interface Token {
 export interface CreatedToken extends Token {
   secret: string;
 }
+
+export interface Resources {
+  gpus?: number;
+  cpus?: number;
+  memory_mb?: number;
+}
+
+export interface ComputeTarget {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  max_nodes: number;
+  default_resources: Resources;
+  created_at: string;
+}
+
+export interface ComputeNode {
+  id: string;
+  compute_target: string;
+  name: string;
+  endpoint: string;
+  tls: boolean;
+  gpu_mode: string;
+  state: "ready" | "cordoned" | "draining" | "down";
+  state_reason?: string | null;
+  capacity: { gpus: number; cpus: number; memory_mb: number };
+  created_at: string;
+}

@@ -229,6 +229,34 @@ describe("web console", { timeout: 600_000 }, () => {
     assert.equal(Buffer.concat(saved).toString(), "pixel,label\n0,7\n");
   });
 
+  it("shows compute targets and their nodes, and cordons a node", async () => {
+    await server.api("POST", ws("/compute"), { name: "gpucluster", max_nodes: 4, labels: { vm_size: "8xA100" } });
+    for (const name of ["node-1", "node-2"]) {
+      await server.api("POST", ws("/compute/gpucluster/nodes"), {
+        name,
+        endpoint: "unix:///var/run/docker.sock",
+        gpu_mode: "simulated",
+        gpus: 8,
+        cpus: 64,
+        memory_mb: 524288,
+      });
+    }
+    await open("compute");
+    await page.getByRole("link", { name: "gpucluster" }).click();
+    await page.getByText("2 of at most 4").waitFor();
+    await page.getByText("16 GPU, 128 CPU, 1024.0 GiB").waitFor();
+    const node = page.locator('tr[data-node="node-2"]');
+    page.once("dialog", (dialog) => dialog.accept("disk swap"));
+    await node.getByRole("button", { name: "Cordon" }).click();
+    await node.getByText("cordoned").waitFor();
+    await node.getByText("disk swap").waitFor();
+    const stored = await server.api("GET", ws("/compute/gpucluster/nodes/node-2"));
+    assert.equal(stored.state, "cordoned");
+    await shoot("compute");
+    await node.getByRole("button", { name: "Make ready" }).click();
+    await node.getByText("ready", { exact: true }).waitFor();
+  });
+
   it("fits a narrow window, and follows the system's dark mode", async () => {
     const runs = (await server.api("GET", ws("/runs?tag=lr"))).items;
     const baseline = runs.find((r) => r.display_name === "baseline");

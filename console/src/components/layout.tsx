@@ -10,6 +10,7 @@ const SECTIONS: [string, string][] = [
   ["models", "Models"],
   ["datasets", "Datasets"],
   ["environments", "Environments"],
+  ["compute", "Compute"],
 ];
 
 export function Layout({ workspace, section, children }: { workspace?: string; section: string; children: ComponentChildren }) {

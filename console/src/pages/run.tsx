@@ -129,7 +129,16 @@ function Overview({ workspace, run }: { workspace: string; run: Run }) {
             ["Ended", formatTime(run.ended_at)],
             ["Duration", durationBetween(run.started_at, run.ended_at)],
             ["Exit code", run.exit_code ?? null],
-            ["Compute target", executes(run) ? (spec.compute_target ?? "local") : "none (records only)"],
+            [
+              "Compute target",
+              !executes(run) ? (
+                "none (records only)"
+              ) : spec.compute_target ? (
+                <a href={href("w", workspace, "compute", spec.compute_target)}>{spec.compute_target}</a>
+              ) : (
+                "local (the server's Docker engine)"
+              ),
+            ],
             [
               "Resources",
               resources
