@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # From a fresh Debian machine to a running Trainyard and a finished run:
-# installs what is missing, builds the base images and the server, starts it
-# on embedded defaults (its own PostgreSQL in the data directory, the local
-# Docker engine), and runs examples/hello/train.py in a container.
+# installs what is missing, builds the base images, the web console and the
+# server, starts it on embedded defaults (its own PostgreSQL in the data
+# directory, the local Docker engine), and runs examples/hello/train.py in a
+# container.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,13 @@ bash deploy/debian-setup.sh
 if [ -x docker/build-base-images.sh ]; then
     bash docker/build-base-images.sh
 fi
+
+# The binary embeds the console, so it is built first; without a recent
+# enough Node.js the server still builds, and / says how to add the console.
+console_status=0
+bash deploy/build-console.sh || console_status=$?
+[ "$console_status" -eq 0 ] || [ "$console_status" -eq 2 ] || exit "$console_status"
+[ "$console_status" -eq 0 ] || echo "==> going on without the web console"
 
 echo "==> building trainyard (release)"
 cargo build --release --locked -p trainyard
@@ -52,6 +60,7 @@ echo "==> its files:"
 cat <<DONE
 
 Trainyard is running at ${base}
+  web console:  ${base}/ (sign in with the admin token)
   API docs:     ${base}/api/v1/docs/
   admin token:  ${data_dir}/admin-token
   server log:   ${data_dir}/server.log

@@ -2,6 +2,7 @@
 //! PostgreSQL, one fresh database per test.
 
 mod compute;
+mod console;
 mod data;
 mod errors;
 mod execution;

@@ -2,6 +2,7 @@
 //! bearer-token authentication, and an OpenAPI document of every route.
 
 pub mod auth;
+mod console;
 pub mod error;
 pub mod extract;
 mod openapi;
@@ -49,8 +50,8 @@ pub struct AppState {
     pub extra_ca: std::sync::Arc<Vec<u8>>,
 }
 
-/// The whole application: health probes, `/api/v1`, its OpenAPI document and
-/// the interactive docs page.
+/// The whole application: health probes, `/api/v1`, its OpenAPI document,
+/// the interactive docs page and the web console.
 pub fn app(state: AppState) -> Router {
     let (api, document) = routes::router().split_for_parts();
     let limit = state.limits.max_request_body_bytes;
@@ -59,6 +60,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(docs)
+        .merge(console::router())
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(trace::layer())

@@ -1,0 +1,204 @@
+// One run: its stages, log, metrics, files and what it was made of, with
+// cancel and resubmit.
+
+import { useEffect, useMemo, useState } from "preact/hooks";
+import { call, get, wsPath } from "../api";
+import { LogView } from "../components/logview";
+import { Timeline } from "../components/timeline";
+import { Chips, ErrorNote, Facts, Loading, Section, StatusBadge, Tabs } from "../components/ui";
+import { durationBetween, formatTime, shortId } from "../format";
+import { useAsync, useInterval } from "../hooks";
+import { LogFeed } from "../logs";
+import { href, hrefWith, navigate } from "../router";
+import { executes, parameters, resubmission } from "../run-spec";
+import { allows, useSession } from "../session";
+import { ENDED, type Experiment, type Run, type RunEvent } from "../types";
+import { RunFiles } from "./run-files";
+import { RunMetrics } from "./run-metrics";
+
+type Tab = "overview" | "logs" | "metrics" | "files";
+const TABS: [Tab, string][] = [
+  ["overview", "Overview"],
+  ["logs", "Logs"],
+  ["metrics", "Metrics"],
+  ["files", "Files"],
+];
+
+export function RunPage({ workspace, runId, tab }: { workspace: string; runId: string; tab: string | null }) {
+  const { identity } = useSession();
+  const run = useAsync((signal) => get<Run>(wsPath(workspace, `/runs/${runId}`), signal), [workspace, runId]);
+  const events = useAsync((signal) => get<{ items: RunEvent[] }>(wsPath(workspace, `/runs/${runId}/events`), signal), [workspace, runId]);
+  const experiment = useAsync(
+    async (signal) => (run.data ? get<Experiment>(wsPath(workspace, `/experiments/${run.data.experiment_id}`), signal) : undefined),
+    [workspace, run.data?.experiment_id],
+  );
+  const [actionError, setActionError] = useState<Error>();
+  const active = !!run.data && !ENDED.includes(run.data.status);
+  const refresh = () => {
+    run.reload();
+    events.reload();
+  };
+  // The log's status events refresh the page at once; this catches the rest (duration, cancel requested).
+  useInterval(refresh, 5000, active);
+
+  const [feed, setFeed] = useState<LogFeed>();
+  const firstStatus = run.data?.status;
+  useEffect(() => {
+    if (!firstStatus) return;
+    const created = new LogFeed(workspace, runId, refresh);
+    setFeed(created);
+    created.start(!ENDED.includes(firstStatus)).catch(setActionError);
+    return () => created.stop();
+    // One feed per run: it follows the log itself from here on.
+  }, [workspace, runId, !!firstStatus]);
+
+  const current: Tab = TABS.some(([id]) => id === tab) ? (tab as Tab) : "overview";
+  if (!run.data) return run.error ? <ErrorNote error={run.error} /> : <Loading what="the run" />;
+  const r = run.data;
+
+  const cancel = async () => {
+    if (!confirm("Cancel this run? Its container is stopped (SIGTERM, then SIGKILL).")) return;
+    try {
+      await call("POST", wsPath(workspace, `/runs/${runId}/cancel`));
+      refresh();
+    } catch (e) {
+      setActionError(e as Error);
+    }
+  };
+  const resubmit = async () => {
+    try {
+      const created = await call<Run>("POST", wsPath(workspace, "/runs"), resubmission(r));
+      navigate(href("w", workspace, "runs", created.id));
+    } catch (e) {
+      setActionError(e as Error);
+    }
+  };
+
+  return (
+    <>
+      <div class="page-head">
+        <div>
+          <p class="crumbs">
+            <a href={href("w", workspace, "experiments")}>Experiments</a> /{" "}
+            {experiment.data ? (
+              <a href={hrefWith(["w", workspace, "runs"], { experiment: experiment.data.name })}>{experiment.data.name}</a>
+            ) : (
+              "…"
+            )}
+          </p>
+          <h1>
+            {r.display_name || `Run ${shortId(r.id)}`} <StatusBadge status={r.status} cancelling={r.cancel_requested && active} />
+          </h1>
+          <p class="muted small mono">{r.id}</p>
+        </div>
+        {allows(identity, "contributor") && (
+          <div class="actions">
+            {active && (
+              <button class="danger" onClick={cancel} disabled={r.cancel_requested}>
+                Cancel run
+              </button>
+            )}
+            {executes(r) && <button onClick={resubmit}>Resubmit</button>}
+          </div>
+        )}
+      </div>
+      <ErrorNote error={actionError} />
+      {r.error && <p class="error">{r.error}</p>}
+      {events.data && <Timeline events={events.data.items} status={r.status} executes={executes(r)} />}
+      <Tabs tabs={TABS} current={current} onSelect={(t) => navigate(hrefWith(["w", workspace, "runs", runId], { tab: t }), true)} />
+      {current === "overview" && <Overview workspace={workspace} run={r} />}
+      {current === "logs" && (feed ? <LogView feed={feed} /> : <Loading what="the log" />)}
+      {current === "metrics" && <RunMetrics workspace={workspace} runId={runId} active={active} />}
+      {current === "files" && <RunFiles workspace={workspace} runId={runId} ended={!active} />}
+    </>
+  );
+}
+
+function Overview({ workspace, run }: { workspace: string; run: Run }) {
+  const spec = run.spec;
+  const params = useMemo(() => parameters(spec.arguments), [spec.arguments]);
+  const environment = spec.environment;
+  const resources = spec.resources;
+  return (
+    <div class="grid">
+      <Section title="Run">
+        <Facts
+          rows={[
+            ["Submitted", formatTime(run.created_at)],
+            ["Started", formatTime(run.started_at)],
+            ["Ended", formatTime(run.ended_at)],
+            ["Duration", durationBetween(run.started_at, run.ended_at)],
+            ["Exit code", run.exit_code ?? null],
+            [
+              "Compute target",
+              !executes(run) ? (
+                "none (records only)"
+              ) : spec.compute_target ? (
+                <a href={href("w", workspace, "compute", spec.compute_target)}>{spec.compute_target}</a>
+              ) : (
+                "local (the server's Docker engine)"
+              ),
+            ],
+            [
+              "Resources",
+              resources
+                ? [resources.gpus ? `${resources.gpus} GPU` : null, resources.cpus ? `${resources.cpus} CPU` : null, resources.memory_mb ? `${resources.memory_mb} MiB` : null]
+                    .filter(Boolean)
+                    .join(", ") || "unlimited"
+                : null,
+            ],
+            ["Time limit", spec.time_limit_seconds ? `${spec.time_limit_seconds} s` : null],
+          ]}
+        />
+      </Section>
+      <Section title="Parameters">
+        {params.length ? <Facts rows={params.map(([k, v]) => [k, <code>{v}</code>])} /> : <p class="muted">No parameters.</p>}
+        {spec.script && (
+          <p class="mono small">
+            {spec.script} {(spec.arguments ?? []).join(" ")}
+          </p>
+        )}
+        {spec.command && <p class="mono small">{[...spec.command, ...(spec.arguments ?? [])].join(" ")}</p>}
+      </Section>
+      <Section title="Tags">
+        <Chips entries={run.tags} />
+      </Section>
+      <Section title="Properties">
+        {Object.keys(run.properties).length ? <Facts rows={Object.entries(run.properties)} /> : <p class="muted">None.</p>}
+      </Section>
+      <Section title="Environment">
+        {!environment ? (
+          <p class="muted">None: the run only records.</p>
+        ) : environment.name ? (
+          <p>
+            <a href={hrefWith(["w", workspace, "environments", environment.name], { version: String(environment.version ?? "") })}>
+              {environment.name} version {environment.version}
+            </a>
+          </p>
+        ) : (
+          <pre class="json">{JSON.stringify(environment.spec, null, 2)}</pre>
+        )}
+        {spec.snapshot && <p class="muted small mono">source snapshot {spec.snapshot.slice(0, 16)}…</p>}
+      </Section>
+      <Section title="Datasets">
+        {spec.inputs?.length ? (
+          <Facts
+            rows={spec.inputs.map((input) => [
+              input.name,
+              <>
+                <a href={hrefWith(["w", workspace, "datasets", input.dataset], { version: String(input.version) })}>
+                  {input.dataset} version {input.version}
+                </a>{" "}
+                <span class="muted">
+                  ({input.mode} at {input.path})
+                </span>
+              </>,
+            ])}
+          />
+        ) : (
+          <p class="muted">No dataset inputs.</p>
+        )}
+      </Section>
+    </div>
+  );
+}
