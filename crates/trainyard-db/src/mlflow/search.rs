@@ -1,0 +1,222 @@
+//! MLflow's runs/search over Trainyard's runs: the checked clauses of the
+//! filter become SQL conditions whose every value is bound, and the order-by
+//! keys become sort expressions; pages are offsets, as MLflow's are.
+
+use sqlx::{Postgres, QueryBuilder};
+use trainyard_core::mlflow::filter::{Op, Value};
+use trainyard_core::mlflow::search::{OrderKey, RunAttribute, RunClause, RunSubject};
+use trainyard_core::mlflow::RUN_NAME_TAG;
+use uuid::Uuid;
+
+use super::runs::{run_columns, TrackedRun};
+use crate::{Db, DbError};
+
+/// Which runs a search sees, by MLflow's lifecycle stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LifecycleView {
+    /// Runs not deleted (MLflow's `ACTIVE_ONLY`, the default).
+    #[default]
+    Active,
+    /// Deleted runs only.
+    Deleted,
+    /// Both.
+    All,
+}
+
+/// A runs/search request, checked.
+#[derive(Debug, Clone, Default)]
+pub struct RunSearch {
+    /// The experiments searched.
+    pub experiment_ids: Vec<Uuid>,
+    /// Deleted runs, active runs or both.
+    pub view: LifecycleView,
+    /// Conditions that must all hold.
+    pub clauses: Vec<RunClause>,
+    /// Sort keys, most significant first; start time (newest first) and id follow.
+    pub order: Vec<OrderKey<RunSubject>>,
+    /// Runs skipped (the page token's offset).
+    pub offset: i64,
+    /// Most runs returned.
+    pub limit: i64,
+}
+
+/// MLflow's name for a run's status.
+const STATUS_SQL: &str = "(CASE status WHEN 'Completed' THEN 'FINISHED' WHEN 'Failed' THEN 'FAILED'
+    WHEN 'Canceled' THEN 'KILLED' WHEN 'Running' THEN 'RUNNING' WHEN 'Finalizing' THEN 'RUNNING'
+    ELSE 'SCHEDULED' END)";
+/// A run's start in milliseconds: when it started, or was created.
+const START_MS_SQL: &str = "(extract(epoch FROM coalesce(started_at, created_at)) * 1000)::bigint";
+const END_MS_SQL: &str = "(extract(epoch FROM ended_at) * 1000)::bigint";
+
+impl Db {
+    /// One page of the runs a search selects, in its order.
+    pub async fn mlflow_search_runs(
+        &self,
+        workspace_id: Uuid,
+        search: &RunSearch,
+    ) -> Result<Vec<TrackedRun>, DbError> {
+        let mut query = QueryBuilder::new("SELECT ");
+        query.push(run_columns!());
+        query.push(" FROM runs WHERE workspace_id = ");
+        query.push_bind(workspace_id);
+        query.push(" AND experiment_id = ANY(");
+        query.push_bind(search.experiment_ids.clone());
+        query.push(match search.view {
+            LifecycleView::Active => ") AND deleted_at IS NULL",
+            LifecycleView::Deleted => ") AND deleted_at IS NOT NULL",
+            LifecycleView::All => ")",
+        });
+        for clause in &search.clauses {
+            query.push(" AND ");
+            push_condition(&mut query, clause);
+        }
+        query.push(" ORDER BY ");
+        for key in &search.order {
+            push_subject(&mut query, &key.subject);
+            query.push(if key.ascending {
+                " ASC NULLS LAST, "
+            } else {
+                " DESC NULLS LAST, "
+            });
+        }
+        query.push("coalesce(started_at, created_at) DESC, id OFFSET ");
+        query.push_bind(search.offset);
+        query.push(" LIMIT ");
+        query.push_bind(search.limit);
+        Ok(query
+            .build_query_as::<TrackedRun>()
+            .fetch_all(self.pool())
+            .await?)
+    }
+}
+
+/// The value a clause or sort key is about, as an SQL expression.
+fn push_subject(query: &mut QueryBuilder<'_, Postgres>, subject: &RunSubject) {
+    match subject {
+        RunSubject::Metric(key) => {
+            query.push(
+                "(SELECT m.latest_value FROM metrics m WHERE m.run_id = runs.id AND m.kind = 'scalar' AND m.name = ",
+            );
+            query.push_bind(key.clone());
+            query.push(")");
+        }
+        RunSubject::Param(key) => {
+            query.push("(properties ->> ");
+            query.push_bind(key.clone());
+            query.push(")");
+        }
+        RunSubject::Tag(key) if key == RUN_NAME_TAG => {
+            query.push("display_name");
+        }
+        RunSubject::Tag(key) => {
+            query.push("(tags ->> ");
+            query.push_bind(key.clone());
+            query.push(")");
+        }
+        RunSubject::Attribute(attribute) => {
+            query.push(match attribute {
+                RunAttribute::RunId => "id::text",
+                RunAttribute::RunName => "display_name",
+                RunAttribute::Status => STATUS_SQL,
+                RunAttribute::UserId => "(tags ->> 'mlflow.user')",
+                RunAttribute::ArtifactUri => "('mlflow-artifacts:/runs/' || id::text)",
+                RunAttribute::StartTime => START_MS_SQL,
+                RunAttribute::EndTime => END_MS_SQL,
+            });
+        }
+        RunSubject::Dataset(field) => {
+            query.push(match field.as_str() {
+                "name" => "(io.body #>> '{dataset,name}')",
+                "digest" => "(io.body #>> '{dataset,digest}')",
+                _ => {
+                    "(SELECT t ->> 'value' FROM jsonb_array_elements(io.body -> 'tags') t
+                       WHERE t ->> 'key' = 'mlflow.data.context' LIMIT 1)"
+                }
+            });
+        }
+    }
+}
+
+/// One clause as an SQL condition.
+fn push_condition(query: &mut QueryBuilder<'_, Postgres>, clause: &RunClause) {
+    match (&clause.subject, clause.op, &clause.value) {
+        // Containment uses the GIN index on properties.
+        (RunSubject::Param(key), Op::Eq, Value::Text(value)) => {
+            query.push("properties @> jsonb_build_object(");
+            query.push_bind(key.clone());
+            query.push("::text, ");
+            query.push_bind(value.clone());
+            query.push("::text)");
+        }
+        (RunSubject::Param(key), Op::IsNull | Op::IsNotNull, _) => {
+            push_has_key(query, "properties", key, clause.op == Op::IsNotNull);
+        }
+        (RunSubject::Tag(key), Op::IsNull | Op::IsNotNull, _) if key == RUN_NAME_TAG => {
+            query.push(if clause.op == Op::IsNull {
+                "display_name IS NULL"
+            } else {
+                "display_name IS NOT NULL"
+            });
+        }
+        (RunSubject::Tag(key), Op::IsNull | Op::IsNotNull, _) => {
+            push_has_key(query, "tags", key, clause.op == Op::IsNotNull);
+        }
+        (RunSubject::Dataset(_), _, _) => {
+            query.push(
+                "EXISTS (SELECT 1 FROM mlflow_run_io io WHERE io.run_id = runs.id AND io.direction = 'input' AND ",
+            );
+            push_subject(query, &clause.subject);
+            push_text_comparison(query, clause.op, &clause.value);
+            query.push(")");
+        }
+        _ => {
+            push_subject(query, &clause.subject);
+            push_text_comparison(query, clause.op, &clause.value);
+        }
+    }
+}
+
+fn push_has_key(
+    query: &mut QueryBuilder<'_, Postgres>,
+    column: &'static str,
+    key: &str,
+    has: bool,
+) {
+    query.push(if has { "(" } else { "NOT (" });
+    query.push(column);
+    query.push(" ? ");
+    query.push_bind(key.to_string());
+    query.push(")");
+}
+
+/// ` <op> <value>` for a comparison whose left side was just pushed.
+pub(super) fn push_text_comparison(query: &mut QueryBuilder<'_, Postgres>, op: Op, value: &Value) {
+    let symbol = match op {
+        Op::Eq => " = ",
+        Op::Ne => " <> ",
+        Op::Lt => " < ",
+        Op::Le => " <= ",
+        Op::Gt => " > ",
+        Op::Ge => " >= ",
+        Op::Like => " LIKE ",
+        Op::ILike => " ILIKE ",
+        Op::In => " = ANY(",
+        Op::NotIn => " <> ALL(",
+        Op::IsNull => " IS NULL",
+        Op::IsNotNull => " IS NOT NULL",
+    };
+    query.push(symbol);
+    match value {
+        Value::Text(text) => {
+            query.push_bind(text.clone());
+        }
+        Value::Number(number) => {
+            query.push_bind(*number);
+        }
+        Value::List(items) => {
+            query.push_bind(items.clone());
+            query.push(")");
+        }
+        Value::None => {}
+    }
+}
