@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+mod mlflow;
 mod openapi;
 mod routes;
 mod spool;
@@ -49,8 +50,9 @@ pub struct AppState {
     pub extra_ca: std::sync::Arc<Vec<u8>>,
 }
 
-/// The whole application: health probes, `/api/v1`, its OpenAPI document and
-/// the interactive docs page.
+/// The whole application: health probes, `/api/v1`, its OpenAPI document,
+/// the interactive docs page, and the MLflow REST API (outside the OpenAPI
+/// document: it follows MLflow's own specification).
 pub fn app(state: AppState) -> Router {
     let (api, document) = routes::router().split_for_parts();
     let limit = state.limits.max_request_body_bytes;
@@ -59,6 +61,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(docs)
+        .merge(mlflow::router())
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(trace::layer())
