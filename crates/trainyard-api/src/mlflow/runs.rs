@@ -71,7 +71,8 @@ pub(super) async fn create_run(
     let run = db
         .mlflow_create_run(workspace_id, experiment.id, &name, start, &tags)
         .await?;
-    Ok(Json(json!({ "run": run_json(&db, run).await? })))
+    // A new run has no metrics, inputs or outputs yet: nothing more to read.
+    Ok(Json(json!({ "run": RunJson::new(&run, &[], &[]) })))
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,7 +9,7 @@ use trainyard_core::mlflow::search::{CatalogClause, CatalogSubject};
 use trainyard_core::mlflow::DEFAULT_EXPERIMENT_NAME;
 use uuid::Uuid;
 
-use super::search::push_text_comparison;
+use super::search::{push_tag_comparison, push_text_comparison};
 use crate::experiments::Experiment;
 use crate::{Db, DbError};
 
@@ -208,8 +208,8 @@ impl Db {
             query.push(" AND ");
             match &clause.subject {
                 CatalogSubject::Tag(key) => {
-                    query.push("tags ->> ");
-                    query.push_bind(key.clone());
+                    push_tag_comparison(&mut query, "tags", key, clause.op, &clause.value);
+                    continue;
                 }
                 _ => {
                     query.push("name");

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use trainyard_core::mlflow::search::{CatalogClause, CatalogSubject};
 use uuid::Uuid;
 
-use super::search::push_text_comparison;
+use super::search::{push_tag_comparison, push_text_comparison};
 use crate::{Db, DbError};
 
 /// A logged model.
@@ -188,8 +188,8 @@ impl Db {
             query.push(" AND ");
             match &clause.subject {
                 CatalogSubject::Tag(key) => {
-                    query.push("l.tags ->> ");
-                    query.push_bind(key.clone());
+                    push_tag_comparison(&mut query, "l.tags", key, clause.op, &clause.value);
+                    continue;
                 }
                 CatalogSubject::Param(key) => {
                     query.push("l.params ->> ");

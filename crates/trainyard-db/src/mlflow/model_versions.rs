@@ -9,7 +9,7 @@ use trainyard_core::mlflow::search::{CatalogClause, CatalogSubject};
 use uuid::Uuid;
 
 use super::registered_models::{change_parts, VersionChange};
-use super::search::push_text_comparison;
+use super::search::{push_tag_comparison, push_text_comparison};
 use crate::models::ModelFile;
 use crate::{Db, DbError};
 
@@ -266,8 +266,8 @@ impl Db {
             query.push(" AND ");
             match &clause.subject {
                 CatalogSubject::Tag(key) => {
-                    query.push("m.tags ->> ");
-                    query.push_bind(key.clone());
+                    push_tag_comparison(&mut query, "m.tags", key, clause.op, &clause.value);
+                    continue;
                 }
                 CatalogSubject::RunId => {
                     query.push("m.run_id::text");

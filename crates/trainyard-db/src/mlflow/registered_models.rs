@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use trainyard_core::mlflow::search::{CatalogClause, CatalogSubject};
 use uuid::Uuid;
 
-use super::search::push_text_comparison;
+use super::search::{push_tag_comparison, push_text_comparison};
 use crate::{Db, DbError};
 
 /// A registered model.
@@ -210,8 +210,8 @@ impl Db {
             query.push(" AND ");
             match &clause.subject {
                 CatalogSubject::Tag(key) => {
-                    query.push("r.tags ->> ");
-                    query.push_bind(key.clone());
+                    push_tag_comparison(&mut query, "r.tags", key, clause.op, &clause.value);
+                    continue;
                 }
                 _ => {
                     query.push("r.name");

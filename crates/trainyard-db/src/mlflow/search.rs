@@ -220,3 +220,28 @@ pub(super) fn push_text_comparison(query: &mut QueryBuilder<'_, Postgres>, op: O
         Value::None => {}
     }
 }
+
+/// A tag comparison in a catalog search (experiments, registry, logged
+/// models): `!=` also matches what lacks the tag, so that the
+/// `tags.mlflow.prompt.is_prompt != 'true'` MLflow's client adds to every
+/// registry search keeps ordinary models.
+pub(super) fn push_tag_comparison(
+    query: &mut QueryBuilder<'_, Postgres>,
+    column: &'static str,
+    key: &str,
+    op: Op,
+    value: &Value,
+) {
+    query.push("(");
+    query.push(column);
+    query.push(" ->> ");
+    query.push_bind(key.to_string());
+    query.push(")");
+    match (op, value) {
+        (Op::Ne, Value::Text(text)) => {
+            query.push(" IS DISTINCT FROM ");
+            query.push_bind(text.clone());
+        }
+        _ => push_text_comparison(query, op, value),
+    }
+}
