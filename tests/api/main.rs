@@ -8,6 +8,7 @@ mod experiments;
 mod health;
 mod isolation;
 mod metrics;
+mod mlflow;
 mod openapi;
 mod runs;
 mod tokens;
