@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use super::auth::MlflowCaller;
 use super::error::{MlflowError, MlflowResult};
-use super::experiments::{find, tag_map, Tag};
-use super::request::{lenient_i64, required, run_id, Input};
+use super::experiments::{tag_map, Tag};
+use super::request::{experiment_ref, lenient_i64, required, run_id, Input};
 use super::views::{RunInfoJson, RunJson};
 
 #[derive(Debug, Deserialize)]
@@ -52,25 +52,21 @@ pub(super) async fn create_run(
     if let Some(user) = body.user_id.filter(|u| !u.is_empty()) {
         tags.entry(USER_TAG.to_string()).or_insert(user);
     }
-    let experiment = find(
-        &db,
-        workspace_id,
-        body.experiment_id.as_deref().unwrap_or("0"),
-    )
-    .await?;
-    if experiment.archived_at.is_some() {
-        return Err(MlflowError::invalid(format!(
-            "The experiment {} must be in the 'active' state. Current state is deleted.",
-            body.experiment_id.as_deref().unwrap_or("0")
-        )));
-    }
+    let experiment_id = body.experiment_id.as_deref().unwrap_or("0");
     let start = body
         .start_time
         .map(from_millis)
         .unwrap_or_else(chrono::Utc::now);
     let run = db
-        .mlflow_create_run(workspace_id, experiment.id, &name, start, &tags)
-        .await?;
+        .mlflow_create_run(workspace_id, experiment_ref(experiment_id)?, &name, start, &tags)
+        .await
+        .map_err(|err| match err {
+            DbError::NotFound(_) => MlflowError::not_found(format!("No Experiment with id={experiment_id} exists")),
+            DbError::Deleted(_) => MlflowError::invalid(format!(
+                "The experiment {experiment_id} must be in the 'active' state. Current state is deleted."
+            )),
+            other => other.into(),
+        })?;
     // A new run has no metrics, inputs or outputs yet: nothing more to read.
     Ok(Json(json!({ "run": RunJson::new(&run, &[], &[]) })))
 }

@@ -1,9 +1,10 @@
 //! A scalar metric's history in MLflow's order (step, then time, then
-//! value), read in keyset pages so that a whole history can be streamed
-//! with bounded memory however long it is.
+//! value): in keyset pages, or whole, streamed with bounded memory however
+//! long it is.
 
 use chrono::{DateTime, Utc};
 use futures::stream::{self, BoxStream, StreamExt};
+use futures::SinkExt;
 use sqlx::FromRow;
 use uuid::Uuid;
 
@@ -20,15 +21,8 @@ pub struct HistoryPoint {
     pub value: f64,
 }
 
-impl HistoryPoint {
-    /// The position right after this point, where the next page starts.
-    fn key(&self) -> (i64, DateTime<Utc>, f64) {
-        (self.step, self.at, self.value)
-    }
-}
-
-/// Rows read per query when streaming a whole history.
-const STREAM_PAGE: i64 = 20_000;
+/// Points handed on at once when streaming a whole history.
+const STREAM_CHUNK: usize = 5_000;
 
 impl Db {
     /// The id of a run's scalar metric, if the run has it.
@@ -57,7 +51,9 @@ impl Db {
         }
     }
 
-    /// Every point of a run's scalar metric, in order, read a page at a time.
+    /// Every point of a run's scalar metric, in order, from one query whose
+    /// rows are handed on in chunks as they arrive (a bounded channel, so a
+    /// slow reader holds back the query rather than filling memory).
     pub async fn mlflow_metric_history_stream(
         &self,
         run_id: Uuid,
@@ -66,24 +62,41 @@ impl Db {
         let Some(id) = self.scalar_metric_id(run_id, key).await? else {
             return Ok(stream::empty().boxed());
         };
+        let (mut sender, receiver) = futures::channel::mpsc::channel(2);
         let db = self.clone();
-        // State: where the next page starts, and whether the last page was full.
-        Ok(stream::unfold(Some(None), move |state| {
-            let db = db.clone();
-            async move {
-                let after = state?;
-                match db.points_after(id, after, STREAM_PAGE).await {
-                    Ok(page) if page.is_empty() => None,
-                    Ok(page) => {
-                        let next = (page.len() as i64 == STREAM_PAGE)
-                            .then(|| page.last().map(HistoryPoint::key));
-                        Some((Ok(page), next))
+        tokio::spawn(async move {
+            let mut rows = sqlx::query_as::<_, (i64, DateTime<Utc>, f64)>(
+                "SELECT step, at, value FROM metric_points WHERE metric_id = $1 ORDER BY step, at, value",
+            )
+            .bind(id)
+            .fetch(db.pool());
+            let mut chunk = Vec::with_capacity(STREAM_CHUNK);
+            loop {
+                let next = rows.next().await;
+                let done = match next {
+                    Some(Ok((step, at, value))) => {
+                        chunk.push(HistoryPoint { step, at, value });
+                        if chunk.len() < STREAM_CHUNK {
+                            continue;
+                        }
+                        false
                     }
-                    Err(err) => Some((Err(err), None)),
+                    Some(Err(err)) => {
+                        let _ = sender.send(Err(err.into())).await;
+                        return;
+                    }
+                    None => true,
+                };
+                if !chunk.is_empty() && sender.send(Ok(std::mem::take(&mut chunk))).await.is_err() {
+                    // The reader went away.
+                    return;
+                }
+                if done {
+                    return;
                 }
             }
-        })
-        .boxed())
+        });
+        Ok(receiver.boxed())
     }
 
     async fn points_after(
