@@ -513,3 +513,67 @@ async fn registry_errors_follow_mlflow() {
         "INVALID_PARAMETER_VALUE",
     );
 }
+
+#[tokio::test]
+async fn metric_order_pages_through_runs_with_and_without_the_metric() {
+    let (app, token) = setup().await;
+    let mut with_metric = Vec::new();
+    let mut without = Vec::new();
+    for i in 0..8 {
+        let (_, body) = post(
+            &app,
+            &token,
+            "runs/create",
+            json!({ "experiment_id": "0", "start_time": 1000 + i }),
+        )
+        .await;
+        let run = body["run"]["info"]["run_id"].as_str().unwrap().to_string();
+        if i < 5 {
+            let metric =
+                json!({ "run_id": run, "key": "acc", "value": i as f64 / 10.0, "timestamp": 0 });
+            post(&app, &token, "runs/log-metric", metric).await;
+            with_metric.push(run);
+        } else {
+            without.push(run);
+        }
+    }
+    // Highest accuracy first, then the runs without it, newest first.
+    let expected: Vec<String> = with_metric
+        .iter()
+        .rev()
+        .chain(without.iter().rev())
+        .cloned()
+        .collect();
+    for (order, expected) in [
+        ("metrics.acc DESC", expected.clone()),
+        ("metrics.acc ASC", {
+            let mut ascending = with_metric.clone();
+            ascending.extend(without.iter().rev().cloned());
+            ascending
+        }),
+    ] {
+        let mut seen = Vec::new();
+        let mut token_page: Option<String> = None;
+        loop {
+            let mut body =
+                json!({ "experiment_ids": ["0"], "order_by": [order], "max_results": 3 });
+            if let Some(page) = &token_page {
+                body["page_token"] = json!(page);
+            }
+            let (status, found) = post(&app, &token, "runs/search", body).await;
+            assert_eq!(status, StatusCode::OK, "{found}");
+            seen.extend(
+                found["runs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["info"]["run_id"].as_str().unwrap().to_string()),
+            );
+            match found["next_page_token"].as_str() {
+                Some(next) => token_page = Some(next.to_string()),
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected, "{order}");
+    }
+}

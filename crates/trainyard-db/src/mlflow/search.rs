@@ -55,31 +55,96 @@ impl Db {
         workspace_id: Uuid,
         search: &RunSearch,
     ) -> Result<Vec<TrackedRun>, DbError> {
+        match search.order.split_first() {
+            Some((first, rest)) => match &first.subject {
+                RunSubject::Metric(key) => {
+                    self.search_by_metric(workspace_id, search, key, first.ascending, rest)
+                        .await
+                }
+                _ => self.search_runs_page(workspace_id, search, None).await,
+            },
+            None => self.search_runs_page(workspace_id, search, None).await,
+        }
+    }
+
+    /// Sorted by a metric first (MLflow's usual search): the runs that have
+    /// it are read in its order straight from the index on metric values,
+    /// stopping once the page is full, instead of looking the metric up for
+    /// every matching run; the runs without it follow, as in MLflow.
+    async fn search_by_metric(
+        &self,
+        workspace_id: Uuid,
+        search: &RunSearch,
+        key: &str,
+        ascending: bool,
+        rest: &[OrderKey<RunSubject>],
+    ) -> Result<Vec<TrackedRun>, DbError> {
+        let wanted = search.offset + search.limit;
         let mut query = QueryBuilder::new("SELECT ");
         query.push(run_columns!());
-        query.push(" FROM runs WHERE workspace_id = ");
-        query.push_bind(workspace_id);
-        query.push(" AND experiment_id = ANY(");
-        query.push_bind(search.experiment_ids.clone());
-        query.push(match search.view {
-            LifecycleView::Active => ") AND deleted_at IS NULL",
-            LifecycleView::Deleted => ") AND deleted_at IS NOT NULL",
-            LifecycleView::All => ")",
+        query.push(
+            " FROM (SELECT run_id, latest_value FROM metrics
+                    WHERE kind = 'scalar' AND latest_value IS NOT NULL AND name = ",
+        );
+        query.push_bind(key.to_string());
+        query.push(") AS m JOIN runs ON runs.id = m.run_id");
+        push_filters(&mut query, workspace_id, search);
+        // The index holds values ascending with no nulls: these directions read it as is.
+        query.push(if ascending {
+            " ORDER BY m.latest_value ASC, "
+        } else {
+            " ORDER BY m.latest_value DESC, "
         });
-        for clause in &search.clauses {
-            query.push(" AND ");
-            push_condition(&mut query, clause);
+        push_order(&mut query, rest);
+        query.push(" LIMIT ");
+        query.push_bind(wanted);
+        let with_metric = query
+            .build_query_as::<TrackedRun>()
+            .fetch_all(self.pool())
+            .await?;
+        let found = with_metric.len() as i64;
+        let mut page: Vec<TrackedRun> = with_metric
+            .into_iter()
+            .skip(search.offset as usize)
+            .collect();
+        if found < wanted {
+            // Every run with the metric is in hand; the page goes on with those without it.
+            let without = RunSearch {
+                offset: (search.offset - found).max(0),
+                limit: search.limit - page.len() as i64,
+                order: rest.to_vec(),
+                ..search.clone()
+            };
+            page.extend(
+                self.search_runs_page(workspace_id, &without, Some(key))
+                    .await?,
+            );
+        }
+        Ok(page)
+    }
+
+    /// One page in the search's order; `lacking` keeps only runs without that metric.
+    async fn search_runs_page(
+        &self,
+        workspace_id: Uuid,
+        search: &RunSearch,
+        lacking: Option<&str>,
+    ) -> Result<Vec<TrackedRun>, DbError> {
+        let mut query = QueryBuilder::new("SELECT ");
+        query.push(run_columns!());
+        query.push(" FROM runs");
+        push_filters(&mut query, workspace_id, search);
+        if let Some(key) = lacking {
+            query.push(
+                " AND NOT EXISTS (SELECT 1 FROM metrics m WHERE m.run_id = runs.id
+                      AND m.kind = 'scalar' AND m.latest_value IS NOT NULL AND m.name = ",
+            );
+            query.push_bind(key.to_string());
+            query.push(")");
         }
         query.push(" ORDER BY ");
-        for key in &search.order {
-            push_subject(&mut query, &key.subject);
-            query.push(if key.ascending {
-                " ASC NULLS LAST, "
-            } else {
-                " DESC NULLS LAST, "
-            });
-        }
-        query.push("coalesce(started_at, created_at) DESC, id OFFSET ");
+        push_order(&mut query, &search.order);
+        query.push(" OFFSET ");
         query.push_bind(search.offset);
         query.push(" LIMIT ");
         query.push_bind(search.limit);
@@ -88,6 +153,36 @@ impl Db {
             .fetch_all(self.pool())
             .await?)
     }
+}
+
+/// ` WHERE …`: the workspace, the experiments, the lifecycle view and the clauses.
+fn push_filters(query: &mut QueryBuilder<'_, Postgres>, workspace_id: Uuid, search: &RunSearch) {
+    query.push(" WHERE runs.workspace_id = ");
+    query.push_bind(workspace_id);
+    query.push(" AND runs.experiment_id = ANY(");
+    query.push_bind(search.experiment_ids.clone());
+    query.push(match search.view {
+        LifecycleView::Active => ") AND runs.deleted_at IS NULL",
+        LifecycleView::Deleted => ") AND runs.deleted_at IS NOT NULL",
+        LifecycleView::All => ")",
+    });
+    for clause in &search.clauses {
+        query.push(" AND ");
+        push_condition(query, clause);
+    }
+}
+
+/// The sort keys (missing values last), then start time (newest first) and id.
+fn push_order(query: &mut QueryBuilder<'_, Postgres>, keys: &[OrderKey<RunSubject>]) {
+    for key in keys {
+        push_subject(query, &key.subject);
+        query.push(if key.ascending {
+            " ASC NULLS LAST, "
+        } else {
+            " DESC NULLS LAST, "
+        });
+    }
+    query.push("coalesce(runs.started_at, runs.created_at) DESC, runs.id");
 }
 
 /// The value a clause or sort key is about, as an SQL expression.
