@@ -212,3 +212,55 @@ pub fn max_results(value: Option<i64>, default: i64, most: i64) -> Result<i64, M
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Numbers {
+        #[serde(default, deserialize_with = "lenient_i64")]
+        whole: Option<i64>,
+        #[serde(default, deserialize_with = "lenient_f64")]
+        double: Option<f64>,
+    }
+
+    #[test]
+    fn numbers_come_as_json_numbers_or_text() {
+        let parsed: Numbers =
+            serde_json::from_str(r#"{"whole": "17", "double": "-Infinity"}"#).unwrap();
+        assert_eq!(
+            (parsed.whole, parsed.double),
+            (Some(17), Some(f64::NEG_INFINITY))
+        );
+        let parsed: Numbers = serde_json::from_str(r#"{"whole": 3.0, "double": 2}"#).unwrap();
+        assert_eq!((parsed.whole, parsed.double), (Some(3), Some(2.0)));
+        let parsed: Numbers = serde_html_form::from_str("whole=25000").unwrap();
+        assert_eq!((parsed.whole, parsed.double), (Some(25000), None));
+        assert!(serde_json::from_str::<Numbers>(r#"{"whole": 1.5}"#).is_err());
+        assert!(serde_json::from_str::<Numbers>(r#"{"double": "high"}"#).is_err());
+    }
+
+    #[test]
+    fn page_tokens_carry_the_next_offset() {
+        let (items, token) = page(vec![1, 2, 3, 4], 10, 3);
+        assert_eq!(items, vec![1, 2, 3]);
+        assert_eq!(page_offset(&token).unwrap(), 13);
+        assert_eq!(page(vec![1, 2], 0, 3).1, None);
+        assert_eq!(page_offset(&None).unwrap(), 0);
+        assert!(page_offset(&Some("not base64!".into())).is_err());
+    }
+
+    #[test]
+    fn experiment_ids_are_zero_or_uuids() {
+        assert_eq!(experiment_ref("0").unwrap(), ExperimentRef::Default);
+        assert!(matches!(
+            experiment_ref("01a20000-0000-7000-8000-000000000000").unwrap(),
+            ExperimentRef::Id(_)
+        ));
+        assert_eq!(
+            experiment_ref("7").unwrap_err().code,
+            "RESOURCE_DOES_NOT_EXIST"
+        );
+    }
+}

@@ -363,3 +363,34 @@ impl From<&LoggedModel> for LoggedModelJson {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_doubles_are_written_as_protobuf_writes_them() {
+        let point = |value| {
+            serde_json::to_value(MetricJson {
+                key: "m",
+                value,
+                timestamp: 1,
+                step: 2,
+            })
+            .unwrap()["value"]
+                .clone()
+        };
+        assert_eq!(point(f64::NAN), "NaN");
+        assert_eq!(point(f64::INFINITY), "Infinity");
+        assert_eq!(point(f64::NEG_INFINITY), "-Infinity");
+        assert_eq!(point(0.5), 0.5);
+    }
+
+    #[test]
+    fn logged_model_ids_round_trip() {
+        let id = Uuid::now_v7();
+        assert_eq!(parse_logged_model_id(&logged_model_id(id)), Some(id));
+        assert_eq!(parse_logged_model_id("m-nonsense"), None);
+        assert_eq!(parse_logged_model_id(&id.to_string()), None);
+    }
+}

@@ -47,6 +47,11 @@ const STATUS_SQL: &str = "(CASE status WHEN 'Completed' THEN 'FINISHED' WHEN 'Fa
 /// A run's start in milliseconds: when it started, or was created.
 const START_MS_SQL: &str = "(extract(epoch FROM coalesce(started_at, created_at)) * 1000)::bigint";
 const END_MS_SQL: &str = "(extract(epoch FROM ended_at) * 1000)::bigint";
+/// How many best values of a metric a metric-sorted search reads per run it
+/// wants before it leaves the plan to PostgreSQL…
+const METRIC_WINDOW_FACTOR: i64 = 10;
+/// …and at least this many.
+const MIN_METRIC_WINDOW: i64 = 1000;
 
 impl Db {
     /// One page of the runs a search selects, in its order.
@@ -61,16 +66,19 @@ impl Db {
                     self.search_by_metric(workspace_id, search, key, first.ascending, rest)
                         .await
                 }
-                _ => self.search_runs_page(workspace_id, search, None).await,
+                _ => self.search_runs_page(workspace_id, search).await,
             },
-            None => self.search_runs_page(workspace_id, search, None).await,
+            None => self.search_runs_page(workspace_id, search).await,
         }
     }
 
-    /// Sorted by a metric first (MLflow's usual search): the runs that have
-    /// it are read in its order straight from the index on metric values,
-    /// stopping once the page is full, instead of looking the metric up for
-    /// every matching run; the runs without it follow, as in MLflow.
+    /// Sorted by a metric first (MLflow's usual search): the runs are read
+    /// in the metric's order straight from the index on metric values,
+    /// among a bounded number of its best values (ties included), which
+    /// fills the page whenever matching runs are not rare. The plan does
+    /// not depend on PostgreSQL's statistics, which lag behind runs just
+    /// logged. When that window holds too few matches, the general query
+    /// answers instead.
     async fn search_by_metric(
         &self,
         workspace_id: Uuid,
@@ -80,6 +88,7 @@ impl Db {
         rest: &[OrderKey<RunSubject>],
     ) -> Result<Vec<TrackedRun>, DbError> {
         let wanted = search.offset + search.limit;
+        let window = (wanted * METRIC_WINDOW_FACTOR).max(MIN_METRIC_WINDOW);
         let mut query = QueryBuilder::new("SELECT ");
         query.push(run_columns!());
         query.push(
@@ -87,61 +96,40 @@ impl Db {
                     WHERE kind = 'scalar' AND latest_value IS NOT NULL AND name = ",
         );
         query.push_bind(key.to_string());
-        query.push(") AS m JOIN runs ON runs.id = m.run_id");
-        push_filters(&mut query, workspace_id, search);
         // The index holds values ascending with no nulls: these directions read it as is.
-        query.push(if ascending {
-            " ORDER BY m.latest_value ASC, "
-        } else {
-            " ORDER BY m.latest_value DESC, "
-        });
+        let direction = if ascending { " ASC" } else { " DESC" };
+        query.push(" ORDER BY latest_value");
+        query.push(direction);
+        query.push(" FETCH FIRST ");
+        query.push_bind(window);
+        query.push(" ROWS WITH TIES) AS m JOIN runs ON runs.id = m.run_id");
+        push_filters(&mut query, workspace_id, search);
+        query.push(" ORDER BY m.latest_value");
+        query.push(direction);
+        query.push(", ");
         push_order(&mut query, rest);
         query.push(" LIMIT ");
         query.push_bind(wanted);
-        let with_metric = query
+        let found = query
             .build_query_as::<TrackedRun>()
             .fetch_all(self.pool())
             .await?;
-        let found = with_metric.len() as i64;
-        let mut page: Vec<TrackedRun> = with_metric
-            .into_iter()
-            .skip(search.offset as usize)
-            .collect();
-        if found < wanted {
-            // Every run with the metric is in hand; the page goes on with those without it.
-            let without = RunSearch {
-                offset: (search.offset - found).max(0),
-                limit: search.limit - page.len() as i64,
-                order: rest.to_vec(),
-                ..search.clone()
-            };
-            page.extend(
-                self.search_runs_page(workspace_id, &without, Some(key))
-                    .await?,
-            );
+        if (found.len() as i64) < wanted {
+            return self.search_runs_page(workspace_id, search).await;
         }
-        Ok(page)
+        Ok(found.into_iter().skip(search.offset as usize).collect())
     }
 
-    /// One page in the search's order; `lacking` keeps only runs without that metric.
+    /// One page in the search's order, planned by PostgreSQL.
     async fn search_runs_page(
         &self,
         workspace_id: Uuid,
         search: &RunSearch,
-        lacking: Option<&str>,
     ) -> Result<Vec<TrackedRun>, DbError> {
         let mut query = QueryBuilder::new("SELECT ");
         query.push(run_columns!());
         query.push(" FROM runs");
         push_filters(&mut query, workspace_id, search);
-        if let Some(key) = lacking {
-            query.push(
-                " AND NOT EXISTS (SELECT 1 FROM metrics m WHERE m.run_id = runs.id
-                      AND m.kind = 'scalar' AND m.latest_value IS NOT NULL AND m.name = ",
-            );
-            query.push_bind(key.to_string());
-            query.push(")");
-        }
         query.push(" ORDER BY ");
         push_order(&mut query, &search.order);
         query.push(" OFFSET ");
