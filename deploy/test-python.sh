@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # The Python side of the test suite, against a live server: the SDK's tests
-# (unit and integration) and the digits example end to end (its final
+# (unit and integration), the real MLflow client against the server's MLflow
+# API (tests/mlflow), and the digits example end to end (its final
 # accuracy must be above 0.9). Expects the debug binary (cargo test builds
 # it), the Docker engine and the base images; deploy/test.sh runs it last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=target/python-venv
-if ! "$venv/bin/python" -c 'import pytest, numpy, moto' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import pytest, numpy, moto, mlflow, sklearn' 2>/dev/null; then
     python3 -m venv "$venv"
     # numpy: the digits example loads its registered model back to predict;
-    # moto: an S3-compatible server for the s3:// datastore test.
-    "$venv/bin/pip" install -q pytest numpy "moto[server]"
+    # moto: an S3-compatible server for the s3:// datastore test;
+    # mlflow and scikit-learn: the MLflow-client tests log and load a model.
+    "$venv/bin/pip" install -q pytest numpy "moto[server]" "mlflow==3.17.2" scikit-learn
 fi
 "$venv/bin/pip" install -q --force-reinstall --no-deps ./sdk/python
 rm -rf sdk/python/build sdk/python/*.egg-info
@@ -56,6 +58,9 @@ TRAINYARD_TEST_TOKEN=$(cat "$data_dir/admin-token")
 
 echo "==> SDK tests (sdk/python)"
 (cd sdk/python && "../../$venv/bin/python" -m pytest -q -rs)
+
+echo "==> MLflow client against the server's MLflow API (tests/mlflow)"
+"$venv/bin/python" -m pytest -q -rs tests/mlflow
 
 echo "==> examples/digits end to end"
 curl -fsS -o /dev/null -X POST "${TRAINYARD_TEST_URL}/api/v1/workspaces" \

@@ -10,6 +10,7 @@ mod experiments;
 mod health;
 mod isolation;
 mod metrics;
+mod mlflow;
 mod openapi;
 mod runs;
 mod tokens;

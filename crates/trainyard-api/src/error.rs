@@ -198,6 +198,8 @@ impl From<DbError> for ApiError {
             DbError::Busy(why) => ApiError::Busy(why),
             DbError::BadCursor => ApiError::invalid("cursor", "is not a cursor this server issued"),
             err @ DbError::MetricKind { .. } => ApiError::invalid("metrics", err.to_string()),
+            err @ DbError::ParamChanged { .. } => ApiError::invalid("properties", err.to_string()),
+            DbError::Deleted(what) => ApiError::NotFound(what),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -5,6 +5,7 @@ pub mod auth;
 mod console;
 pub mod error;
 pub mod extract;
+mod mlflow;
 mod openapi;
 mod routes;
 mod spool;
@@ -51,7 +52,8 @@ pub struct AppState {
 }
 
 /// The whole application: health probes, `/api/v1`, its OpenAPI document,
-/// the interactive docs page and the web console.
+/// the interactive docs page, the web console, and the MLflow REST API
+/// (outside the OpenAPI document: it follows MLflow's own specification).
 pub fn app(state: AppState) -> Router {
     let (api, document) = routes::router().split_for_parts();
     let limit = state.limits.max_request_body_bytes;
@@ -61,6 +63,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api)
         .merge(docs)
         .merge(console::router())
+        .merge(mlflow::router())
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(trace::layer())

@@ -5,6 +5,7 @@
 
 pub mod environment;
 pub mod metrics;
+pub mod mlflow;
 pub mod role;
 pub mod run_spec;
 pub mod run_status;

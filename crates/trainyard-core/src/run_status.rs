@@ -7,6 +7,10 @@
 //! ```
 //! A run may also go back from Preparing or Starting to Queued, when the node it
 //! was placed on goes away before its container started.
+//!
+//! A tracked-only run (it records what a client logs and executes nothing,
+//! such as an MLflow run) has its own, smaller machine: see
+//! [`RunStatus::can_become_tracked`].
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -100,6 +104,29 @@ impl RunStatus {
         }
     }
 
+    /// Whether a tracked-only run may go from `self` to `next`. Such a run
+    /// records what a client logs (an MLflow run, a notebook's run) and never
+    /// executes: its client decides when it runs and ends, and may resume an
+    /// ended one (MLflow's `start_run(run_id=...)`), but it never passes
+    /// through the stages of execution.
+    pub fn can_become_tracked(self, next: RunStatus) -> bool {
+        use RunStatus::*;
+        let tracked = |s: RunStatus| matches!(s, Queued | Running | Completed | Failed | Canceled);
+        self != next && tracked(self) && tracked(next)
+    }
+
+    /// Checks a transition of a tracked-only run, naming both ends when it is refused.
+    pub fn transition_tracked(self, next: RunStatus) -> Result<RunStatus, TransitionError> {
+        if self.can_become_tracked(next) {
+            Ok(next)
+        } else {
+            Err(TransitionError {
+                from: self,
+                to: next,
+            })
+        }
+    }
+
     /// Checks a transition, naming both ends when it is refused.
     pub fn transition(self, next: RunStatus) -> Result<RunStatus, TransitionError> {
         if self.can_become(next) {
@@ -165,6 +192,21 @@ mod tests {
         for from in [Completed, Failed, Canceled] {
             assert!(from.is_terminal());
             assert!(RunStatus::ALL.iter().all(|to| !from.can_become(*to)));
+        }
+    }
+
+    #[test]
+    fn tracked_runs_move_between_running_and_ended_but_never_execute() {
+        assert!(Running.can_become_tracked(Completed));
+        assert!(Completed.can_become_tracked(Running));
+        assert!(Queued.can_become_tracked(Running));
+        assert!(Failed.can_become_tracked(Canceled));
+        for stage in [Preparing, Starting, Finalizing] {
+            assert!(!Running.can_become_tracked(stage));
+            assert!(!stage.can_become_tracked(Running));
+        }
+        for status in RunStatus::ALL {
+            assert!(!status.can_become_tracked(status));
         }
     }
 

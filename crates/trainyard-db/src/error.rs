@@ -29,6 +29,19 @@ pub enum DbError {
         /// The shape it has.
         existing: &'static str,
     },
+    /// The thing exists but was deleted (MLflow's soft delete); restore it first.
+    #[error("the {0} is deleted")]
+    Deleted(&'static str),
+    /// A run param was logged again with another value; params never change.
+    #[error("param {key:?} was already logged with value {old:?}; a param cannot change (new value {new:?})")]
+    ParamChanged {
+        /// The param.
+        key: String,
+        /// The value it has.
+        old: String,
+        /// The value refused.
+        new: String,
+    },
     /// A pagination cursor that this store did not hand out.
     #[error("cursor is not one this server issued")]
     BadCursor,

@@ -11,6 +11,7 @@ mod error;
 pub mod experiments;
 pub mod logs;
 pub mod metrics;
+pub mod mlflow;
 pub mod models;
 mod page;
 pub mod queue;

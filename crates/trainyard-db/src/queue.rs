@@ -23,8 +23,8 @@ impl Db {
         Ok(listener)
     }
 
-    /// Claims the oldest queued run that has something to execute (runs that
-    /// only record, with an empty spec, are never claimed) for `owner`: it becomes Preparing, owned
+    /// Claims the oldest queued run that has something to execute (tracked-only
+    /// runs are never claimed) for `owner`: it becomes Preparing, owned
     /// by `owner` until `lease` from now. Concurrent claimers never get the
     /// same run. The transaction is short and committed at once.
     pub async fn claim_queued_run(
@@ -34,7 +34,7 @@ impl Db {
     ) -> Result<Option<Run>, DbError> {
         let mut tx = self.pool().begin().await?;
         let Some((run_id, workspace_id)) = sqlx::query_as::<_, (Uuid, Uuid)>(
-            "SELECT id, workspace_id FROM runs WHERE status = 'Queued' AND spec <> '{}'::jsonb
+            "SELECT id, workspace_id FROM runs WHERE status = 'Queued' AND NOT tracked_only
              ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
         )
         .fetch_optional(&mut *tx)
@@ -71,7 +71,8 @@ impl Db {
     pub async fn renew_leases(&self, owner: &str, lease: Duration) -> Result<u64, DbError> {
         let done = sqlx::query(
             "UPDATE runs SET lease_expires_at = now() + $2 * interval '1 millisecond'
-             WHERE owner = $1 AND status IN ('Preparing', 'Starting', 'Running', 'Finalizing')",
+             WHERE owner = $1 AND status IN ('Preparing', 'Starting', 'Running', 'Finalizing')
+               AND NOT tracked_only",
         )
         .bind(owner)
         .bind(lease.as_millis() as f64)
@@ -82,6 +83,7 @@ impl Db {
 
     /// Takes over the active runs that `owner` held before a restart, and
     /// those whose owner's lease lapsed, so this replica reconciles them.
+    /// Tracked-only runs have no container and no owner: they are left alone.
     pub async fn adopt_active_runs(
         &self,
         owner: &str,
@@ -89,7 +91,7 @@ impl Db {
     ) -> Result<Vec<Run>, DbError> {
         Ok(sqlx::query_as::<_, Run>(concat!(
             "UPDATE runs SET owner = $1, lease_expires_at = now() + $2 * interval '1 millisecond'
-             WHERE status IN ('Preparing', 'Starting', 'Running', 'Finalizing')
+             WHERE status IN ('Preparing', 'Starting', 'Running', 'Finalizing') AND NOT tracked_only
                AND (owner = $1 OR owner IS NULL OR lease_expires_at < now())
              RETURNING ",
             columns!()

@@ -47,6 +47,9 @@ pub struct Run {
     pub container_id: Option<String>,
     /// Its process's exit code, once it exited.
     pub exit_code: Option<i32>,
+    /// Whether it only records what a client logs (an MLflow run, a run with
+    /// nothing to execute): never placed on a node, never reconciled.
+    pub tracked_only: bool,
 }
 
 impl Run {
@@ -109,7 +112,8 @@ pub enum RunMap {
 macro_rules! columns {
     () => {
         "id, workspace_id, experiment_id, display_name, status, error, spec, tags, properties,
-         cancel_requested_at, created_at, started_at, ended_at, owner, container_id, exit_code"
+         cancel_requested_at, created_at, started_at, ended_at, owner, container_id, exit_code,
+         tracked_only"
     };
 }
 
@@ -127,8 +131,8 @@ impl Db {
     pub async fn create_run(&self, workspace_id: Uuid, new: NewRun) -> Result<Run, DbError> {
         let mut tx = self.pool().begin().await?;
         let run = sqlx::query_as::<_, Run>(concat!(
-            "INSERT INTO runs (id, workspace_id, experiment_id, display_name, status, spec, tags, properties)
-             SELECT $1, $2, e.id, $4, $5, $6, $7, $8 FROM experiments e
+            "INSERT INTO runs (id, workspace_id, experiment_id, display_name, status, spec, tags, properties, tracked_only)
+             SELECT $1, $2, e.id, $4, $5, $6, $7, $8, $6 = '{}'::jsonb FROM experiments e
              WHERE e.id = $3 AND e.workspace_id = $2
              RETURNING ",
             columns!()
@@ -244,9 +248,9 @@ impl Db {
         Ok(run)
     }
 
-    /// Cancels a run: a queued run ends Canceled at once; an active run is
-    /// marked, and the executor that owns it stops its container. A run that
-    /// has ended cannot be canceled.
+    /// Cancels a run: a queued or tracked-only run ends Canceled at once; an
+    /// active run is marked, and the executor that owns it stops its
+    /// container. A run that has ended cannot be canceled.
     pub async fn cancel_run(
         &self,
         workspace_id: Uuid,
@@ -255,7 +259,11 @@ impl Db {
     ) -> Result<Run, DbError> {
         let mut tx = self.pool().begin().await?;
         let from = lock_run_status(&mut tx, workspace_id, run_id).await?;
-        let run = if from == RunStatus::Queued {
+        let tracked_only: bool = sqlx::query_scalar("SELECT tracked_only FROM runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let run = if from == RunStatus::Queued || (tracked_only && !from.is_terminal()) {
             let run = update_status(&mut tx, run_id, RunStatus::Canceled, None).await?;
             record_event(&mut tx, run_id, Some(from), RunStatus::Canceled, reason).await?;
             run

@@ -202,6 +202,20 @@ impl Executor {
             format!("TRAINYARD_TOKEN={token}"),
             "PYTHONUNBUFFERED=1".to_string(),
         ]);
+        // An MLflow client in the run logs into this run through the server's
+        // MLflow API, unless the run points it elsewhere itself.
+        let mlflow = [
+            ("MLFLOW_TRACKING_URI", self.config.api_url.clone()),
+            ("MLFLOW_TRACKING_TOKEN", token.clone()),
+            ("MLFLOW_RUN_ID", run.id.to_string()),
+            ("MLFLOW_EXPERIMENT_ID", run.experiment_id.to_string()),
+        ];
+        env.extend(
+            mlflow
+                .into_iter()
+                .filter(|(name, _)| !spec.environment_variables.contains_key(*name))
+                .map(|(name, value)| format!("{name}={value}")),
+        );
         // The SDK goes after any path the run sets itself.
         let python_path = match spec.environment_variables.get("PYTHONPATH") {
             Some(own) => format!("PYTHONPATH={own}:{PYTHON_SDK_DIR}"),

@@ -85,6 +85,7 @@ mod tests {
             owner: None,
             container_id: None,
             exit_code: None,
+            tracked_only: false,
         }
     }
 

@@ -61,6 +61,10 @@ pub struct RunView {
     /// object for a run that only records.
     #[schema(value_type = Object)]
     pub spec: serde_json::Value,
+    /// Whether it only records what a client logs (an MLflow run, or a run
+    /// with nothing to execute): it is never placed on a node, and its
+    /// client, not an executor, moves it between Running and its end.
+    pub tracked_only: bool,
     /// Whether a cancel was asked for while it was active; it ends Canceled
     /// once its container has stopped.
     pub cancel_requested: bool,
@@ -83,6 +87,7 @@ impl From<Run> for RunView {
             error: r.error,
             exit_code: r.exit_code,
             spec: r.spec.0,
+            tracked_only: r.tracked_only,
             tags: r.tags.0,
             properties: r.properties.0,
             cancel_requested: r.cancel_requested_at.is_some(),

@@ -1,0 +1,333 @@
+//! Runs as MLflow clients create and change them: tracked-only runs that
+//! start Running, statuses the client sets, soft deletes, params (the run's
+//! properties, which never change once logged) and tags.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{FromRow, Postgres, Transaction};
+use std::collections::BTreeMap;
+use trainyard_core::mlflow::RUN_NAME_TAG;
+use trainyard_core::RunStatus;
+use uuid::Uuid;
+
+use super::ExperimentRef;
+use crate::runs::{lock_run_status, record_event, Run};
+use crate::{Db, DbError};
+
+/// A run as MLflow clients see it.
+#[derive(Debug, Clone, FromRow)]
+pub struct TrackedRun {
+    /// The run.
+    #[sqlx(flatten)]
+    pub run: Run,
+    /// Whether its experiment is the workspace's `Default` (MLflow's "0").
+    pub in_default_experiment: bool,
+    /// When an MLflow client deleted it (it can be restored).
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// The columns of [`TrackedRun`], for queries `FROM runs`.
+macro_rules! run_columns {
+    () => {
+        concat!(
+            crate::runs::columns!(),
+            ", deleted_at, (SELECT e.name = 'Default' FROM experiments e WHERE e.id = runs.experiment_id)
+               AS in_default_experiment"
+        )
+    };
+}
+
+pub(super) use run_columns;
+
+/// What runs/update changes; absent fields stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct RunChange {
+    /// The status a tracked-only run takes (ignored for an executed run,
+    /// whose executor decides).
+    pub status: Option<RunStatus>,
+    /// When it ended (tracked-only runs).
+    pub end_time: Option<DateTime<Utc>>,
+    /// Its new name.
+    pub name: Option<String>,
+}
+
+impl Db {
+    /// Creates a tracked-only run, Running from `start`, in an active
+    /// experiment of the workspace (`Default` is created on first use).
+    pub async fn mlflow_create_run(
+        &self,
+        workspace_id: Uuid,
+        experiment: ExperimentRef,
+        name: &str,
+        start: DateTime<Utc>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<TrackedRun, DbError> {
+        if let Some(run) = self
+            .insert_tracked_run(workspace_id, experiment, name, start, tags)
+            .await?
+        {
+            return Ok(run);
+        }
+        // No active experiment matched: say why, or create `Default` and retry.
+        let found = self.mlflow_experiment(workspace_id, experiment).await?;
+        if found.archived_at.is_some() {
+            return Err(DbError::Deleted("experiment"));
+        }
+        self.insert_tracked_run(workspace_id, ExperimentRef::Id(found.id), name, start, tags)
+            .await?
+            .ok_or(DbError::NotFound("experiment"))
+    }
+
+    async fn insert_tracked_run(
+        &self,
+        workspace_id: Uuid,
+        experiment: ExperimentRef,
+        name: &str,
+        start: DateTime<Utc>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Option<TrackedRun>, DbError> {
+        // One statement: the run and its first event are stored together,
+        // and the experiment is checked on the way.
+        macro_rules! insert {
+            ($experiment:literal) => {
+                concat!(
+                    "WITH created AS (
+                         INSERT INTO runs (id, workspace_id, experiment_id, display_name, status, tags,
+                                           tracked_only, started_at)
+                         SELECT $1, $2, e.id, $4, 'Running', $5, true, $6 FROM experiments e
+                         WHERE e.workspace_id = $2 AND e.archived_at IS NULL AND ",
+                    $experiment,
+                    " RETURNING *),
+                     event AS (
+                         INSERT INTO run_events (run_id, from_status, to_status, reason)
+                         SELECT id, NULL, 'Running', 'created by an MLflow client' FROM created)
+                     SELECT ",
+                    run_columns!(),
+                    " FROM created AS runs"
+                )
+            };
+        }
+        let (sql, id) = match experiment {
+            ExperimentRef::Id(id) => (insert!("e.id = $3"), Some(id)),
+            ExperimentRef::Default => (insert!("e.name = 'Default' AND $3::uuid IS NULL"), None),
+        };
+        Ok(sqlx::query_as::<_, TrackedRun>(sql)
+            .bind(Uuid::now_v7())
+            .bind(workspace_id)
+            .bind(id)
+            .bind(name)
+            .bind(Json(tags))
+            .bind(start)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// A run of the workspace, deleted or not.
+    pub async fn mlflow_run(
+        &self,
+        workspace_id: Uuid,
+        run_id: Uuid,
+    ) -> Result<TrackedRun, DbError> {
+        sqlx::query_as::<_, TrackedRun>(concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs WHERE workspace_id = $1 AND id = $2"
+        ))
+        .bind(workspace_id)
+        .bind(run_id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(DbError::NotFound("run"))
+    }
+
+    /// Whether a run of the workspace exists and is not deleted, so it may be written to.
+    pub async fn mlflow_check_run_active(
+        &self,
+        workspace_id: Uuid,
+        run_id: Uuid,
+    ) -> Result<(), DbError> {
+        let deleted: Option<bool> = sqlx::query_scalar(
+            "SELECT deleted_at IS NOT NULL FROM runs WHERE workspace_id = $1 AND id = $2",
+        )
+        .bind(workspace_id)
+        .bind(run_id)
+        .fetch_optional(self.pool())
+        .await?;
+        match deleted {
+            None => Err(DbError::NotFound("run")),
+            Some(true) => Err(DbError::Deleted("run")),
+            Some(false) => Ok(()),
+        }
+    }
+
+    /// Applies runs/update. A tracked-only run moves by the tracked state
+    /// machine, recording the change; an executed run keeps the status its
+    /// executor gives it, and only its name changes.
+    pub async fn mlflow_update_run(
+        &self,
+        workspace_id: Uuid,
+        run_id: Uuid,
+        change: RunChange,
+    ) -> Result<TrackedRun, DbError> {
+        let mut tx = self.pool().begin().await?;
+        let from = lock_run_status(&mut tx, workspace_id, run_id).await?;
+        let tracked_only: bool = sqlx::query_scalar("SELECT tracked_only FROM runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if let Some(name) = &change.name {
+            sqlx::query("UPDATE runs SET display_name = $2 WHERE id = $1")
+                .bind(run_id)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if tracked_only {
+            if let Some(to) = change.status.filter(|to| *to != from) {
+                from.transition_tracked(to)?;
+                set_tracked_status(&mut tx, run_id, to, change.end_time).await?;
+                record_event(&mut tx, run_id, Some(from), to, "set by an MLflow client").await?;
+            } else if let Some(end) = change.end_time.filter(|_| from.is_terminal()) {
+                sqlx::query("UPDATE runs SET ended_at = $2 WHERE id = $1")
+                    .bind(run_id)
+                    .bind(end)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        self.mlflow_run(workspace_id, run_id).await
+    }
+
+    /// Marks a run deleted (`true`) or restores it.
+    pub async fn mlflow_set_run_deleted(
+        &self,
+        workspace_id: Uuid,
+        run_id: Uuid,
+        deleted: bool,
+    ) -> Result<(), DbError> {
+        let done = sqlx::query(
+            "UPDATE runs SET deleted_at = CASE WHEN $3 THEN coalesce(deleted_at, now()) END
+             WHERE workspace_id = $1 AND id = $2",
+        )
+        .bind(workspace_id)
+        .bind(run_id)
+        .bind(deleted)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(DbError::NotFound("run"));
+        }
+        Ok(())
+    }
+
+    /// Logs params and sets tags of an active run in one transaction.
+    /// Params never change: a key logged again with another value is refused
+    /// (`Err(ParamChanged)`) and nothing is stored. The `mlflow.runName` tag
+    /// is the run's display name.
+    pub async fn mlflow_log_params_and_tags(
+        &self,
+        workspace_id: Uuid,
+        run_id: Uuid,
+        params: &[(String, String)],
+        tags: &[(String, String)],
+    ) -> Result<(), DbError> {
+        let mut tx = self.pool().begin().await?;
+        let row: Option<(Json<BTreeMap<String, String>>, bool)> = sqlx::query_as(
+            "SELECT properties, deleted_at IS NOT NULL FROM runs
+             WHERE workspace_id = $1 AND id = $2 FOR UPDATE",
+        )
+        .bind(workspace_id)
+        .bind(run_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (Json(existing), is_deleted) = row.ok_or(DbError::NotFound("run"))?;
+        if is_deleted {
+            return Err(DbError::Deleted("run"));
+        }
+        let mut new_params = BTreeMap::new();
+        for (key, value) in params {
+            match existing.get(key) {
+                Some(old) if old != value => {
+                    return Err(DbError::ParamChanged {
+                        key: key.clone(),
+                        old: old.clone(),
+                        new: value.clone(),
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    new_params.insert(key.as_str(), value.as_str());
+                }
+            }
+        }
+        let name = tags
+            .iter()
+            .rev()
+            .find(|(k, _)| k == RUN_NAME_TAG)
+            .map(|(_, v)| v);
+        let tags: BTreeMap<&str, &str> = tags
+            .iter()
+            .filter(|(k, _)| k != RUN_NAME_TAG)
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        sqlx::query(
+            "UPDATE runs SET properties = properties || $2, tags = tags || $3,
+                 display_name = coalesce($4, display_name)
+             WHERE id = $1",
+        )
+        .bind(run_id)
+        .bind(Json(&new_params))
+        .bind(Json(&tags))
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes a tag of an active run; a tag the run does not have is not found.
+    pub async fn mlflow_delete_run_tag(
+        &self,
+        workspace_id: Uuid,
+        run_id: Uuid,
+        key: &str,
+    ) -> Result<(), DbError> {
+        let done = sqlx::query(
+            "UPDATE runs SET tags = tags - $3::text
+             WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL AND tags ? $3",
+        )
+        .bind(workspace_id)
+        .bind(run_id)
+        .bind(key)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            self.mlflow_check_run_active(workspace_id, run_id).await?;
+            return Err(DbError::NotFound("tag"));
+        }
+        Ok(())
+    }
+}
+
+/// Moves a tracked-only run to `to`: ending it notes when, resuming it
+/// clears the end.
+async fn set_tracked_status(
+    tx: &mut Transaction<'_, Postgres>,
+    run_id: Uuid,
+    to: RunStatus,
+    end_time: Option<DateTime<Utc>>,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE runs SET status = $2,
+             ended_at = CASE WHEN $3 THEN coalesce($4, clock_timestamp()) END
+         WHERE id = $1",
+    )
+    .bind(run_id)
+    .bind(to.as_str())
+    .bind(to.is_terminal())
+    .bind(end_time)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

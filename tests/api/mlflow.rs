@@ -1,0 +1,579 @@
+//! The MLflow REST API: MLflow's error shape and status codes, its limits,
+//! identity by Trainyard tokens, and tracked-only runs that the scheduler and
+//! reconciliation leave alone. (The real `mlflow` client drives the same API
+//! in `tests/mlflow/`.)
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use trainyard_tests::TestApp;
+use uuid::Uuid;
+
+async fn setup() -> (TestApp, String) {
+    let app = TestApp::spawn().await;
+    app.workspace("ml").await;
+    let token = app.token("ml", "contributor").await;
+    (app, token)
+}
+
+async fn post(app: &TestApp, token: &str, endpoint: &str, body: Value) -> (StatusCode, Value) {
+    app.post(&format!("/api/2.0/mlflow/{endpoint}"), token, body)
+        .await
+}
+
+async fn get(app: &TestApp, token: &str, endpoint: &str) -> (StatusCode, Value) {
+    app.get(&format!("/api/2.0/mlflow/{endpoint}"), token).await
+}
+
+/// Asserts MLflow's error shape: the status and `error_code`, and a message.
+fn assert_error(answer: &(StatusCode, Value), status: StatusCode, code: &str) {
+    let (got, body) = answer;
+    assert_eq!(*got, status, "{body}");
+    assert_eq!(body["error_code"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+async fn create_run(app: &TestApp, token: &str) -> String {
+    let (status, body) = post(
+        app,
+        token,
+        "runs/create",
+        json!({ "experiment_id": "0", "run_name": "r" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["run"]["info"]["run_id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn tokens_authenticate_by_bearer_or_basic_and_roles_hold() {
+    let (app, token) = setup().await;
+    let reader = app.token("ml", "reader").await;
+    let url = format!(
+        "{}/api/2.0/mlflow/experiments/get?experiment_id=0",
+        app.base
+    );
+    let client = reqwest::Client::new();
+
+    let answer = client.get(&url).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["error_code"], "UNAUTHENTICATED");
+
+    let answer = client
+        .get(&url)
+        .basic_auth("anyone", Some(&token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["experiment"]["experiment_id"], "0");
+    assert_eq!(body["experiment"]["name"], "Default");
+
+    let answer = client
+        .get(&url)
+        .bearer_auth("tyd_nonsense")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+
+    assert_error(
+        &post(&app, &reader, "experiments/create", json!({ "name": "x" })).await,
+        StatusCode::FORBIDDEN,
+        "PERMISSION_DENIED",
+    );
+    // An administrator names the workspace with MLflow's workspace header.
+    let answer = client
+        .get(&url)
+        .bearer_auth(&app.admin)
+        .header("X-MLFLOW-WORKSPACE", "ml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn experiments_answer_mlflow_errors() {
+    let (app, token) = setup().await;
+    let (status, created) = post(
+        &app,
+        &token,
+        "experiments/create",
+        json!({ "name": "my exp/1" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let id = created["experiment_id"].as_str().unwrap().to_string();
+    assert_error(
+        &post(
+            &app,
+            &token,
+            "experiments/create",
+            json!({ "name": "my exp/1" }),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "RESOURCE_ALREADY_EXISTS",
+    );
+    assert_error(
+        &post(&app, &token, "experiments/create", json!({ "name": "" })).await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_PARAMETER_VALUE",
+    );
+    assert_error(
+        &get(
+            &app,
+            &token,
+            &format!("experiments/get?experiment_id={}", Uuid::now_v7()),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "RESOURCE_DOES_NOT_EXIST",
+    );
+    assert_error(
+        &get(&app, &token, "experiments/get-by-name?experiment_name=nope").await,
+        StatusCode::NOT_FOUND,
+        "RESOURCE_DOES_NOT_EXIST",
+    );
+    assert_error(
+        &post(
+            &app,
+            &token,
+            "experiments/delete",
+            json!({ "experiment_id": "0" }),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_PARAMETER_VALUE",
+    );
+    // Deleting archives it in Trainyard; runs cannot be created in it.
+    let (status, _) = post(
+        &app,
+        &token,
+        "experiments/delete",
+        json!({ "experiment_id": id }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, experiment) = app
+        .get(&format!("/api/v1/workspaces/ml/experiments/{id}"), &token)
+        .await;
+    assert!(experiment["archived_at"].is_string(), "{experiment}");
+    assert_error(
+        &post(&app, &token, "runs/create", json!({ "experiment_id": id })).await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_PARAMETER_VALUE",
+    );
+    let (_, found) = post(
+        &app,
+        &token,
+        "experiments/search",
+        json!({ "view_type": "ALL" }),
+    )
+    .await;
+    assert_eq!(found["experiments"].as_array().unwrap().len(), 2, "{found}");
+}
+
+#[tokio::test]
+async fn log_batch_enforces_mlflow_limits_and_stores_nothing_refused() {
+    let (app, token) = setup().await;
+    let run = create_run(&app, &token).await;
+    let metric =
+        |i: usize| json!({ "key": format!("m{i}"), "value": 1.0, "timestamp": 0, "step": 0 });
+    let kv = |i: usize| json!({ "key": format!("k{i}"), "value": "v" });
+    let too_many = [
+        json!({ "run_id": run, "metrics": (0..1001).map(metric).collect::<Vec<_>>() }),
+        json!({ "run_id": run, "params": (0..101).map(kv).collect::<Vec<_>>() }),
+        json!({ "run_id": run, "tags": (0..101).map(kv).collect::<Vec<_>>() }),
+        json!({ "run_id": run, "metrics": (0..950).map(metric).collect::<Vec<_>>(),
+                "params": (0..51).map(kv).collect::<Vec<_>>() }),
+        json!({ "run_id": run, "metrics": [metric(1)], "params": [
+            { "key": "bad;key", "value": "v" }] }),
+        json!({ "run_id": run, "params": [{ "key": "k".repeat(251), "value": "v" }] }),
+        json!({ "run_id": run, "params": [{ "key": "a", "value": "v".repeat(6001) }] }),
+        json!({ "run_id": run, "tags": [{ "key": "a/../b", "value": "v" }] }),
+        json!({ "run_id": run, "params": [kv(1), kv(1)] }),
+        json!({ "run_id": run, "metrics": [{ "key": "m", "value": 1.0, "timestamp": -1 }] }),
+        json!({ "run_id": run, "metrics": [{ "key": "m", "value": "high" }] }),
+    ];
+    for body in too_many {
+        assert_error(
+            &post(&app, &token, "runs/log-batch", body).await,
+            StatusCode::BAD_REQUEST,
+            "INVALID_PARAMETER_VALUE",
+        );
+    }
+    let (_, got) = get(&app, &token, &format!("runs/get?run_id={run}")).await;
+    assert!(got["run"]["data"]["metrics"].is_null(), "{got}");
+    assert!(got["run"]["data"]["params"].is_null(), "{got}");
+
+    let full = json!({ "run_id": run, "metrics": (0..900).map(metric).collect::<Vec<_>>(),
+                       "params": (0..50).map(kv).collect::<Vec<_>>(), "tags": (0..50).map(kv).collect::<Vec<_>>() });
+    let (status, body) = post(&app, &token, "runs/log-batch", full).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_error(
+        &post(
+            &app,
+            &token,
+            "runs/log-batch",
+            json!({ "run_id": Uuid::now_v7(), "metrics": [metric(0)] }),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "RESOURCE_DOES_NOT_EXIST",
+    );
+}
+
+#[tokio::test]
+async fn params_never_change_and_special_values_round_trip() {
+    let (app, token) = setup().await;
+    let run = create_run(&app, &token).await;
+    let param = |value: &str| json!({ "run_id": run, "key": "lr", "value": value });
+    assert_eq!(
+        post(&app, &token, "runs/log-parameter", param("0.1"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        post(&app, &token, "runs/log-parameter", param("0.1"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let refused = post(&app, &token, "runs/log-parameter", param("0.2")).await;
+    assert_error(&refused, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE");
+    assert!(refused.1["message"]
+        .as_str()
+        .unwrap()
+        .contains("Changing param values is not allowed"));
+
+    for (key, value) in [
+        ("nan", json!("NaN")),
+        ("inf", json!("Infinity")),
+        ("ninf", json!("-Infinity")),
+        ("big", json!(1.7976931348623157e308)),
+    ] {
+        let body =
+            json!({ "run_id": run, "key": key, "value": value, "timestamp": 1000, "step": 3 });
+        let (status, answer) = post(&app, &token, "runs/log-metric", body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let (_, history) = get(
+            &app,
+            &token,
+            &format!("metrics/get-history?run_id={run}&metric_key={key}"),
+        )
+        .await;
+        assert_eq!(history["metrics"][0]["value"], value, "{history}");
+        assert_eq!(history["metrics"][0]["timestamp"], 1000);
+        assert_eq!(history["metrics"][0]["step"], 3);
+    }
+    // Params are the run's properties in Trainyard's own API.
+    let (_, trainyard) = app
+        .get(&format!("/api/v1/workspaces/ml/runs/{run}"), &token)
+        .await;
+    assert_eq!(trainyard["properties"]["lr"], "0.1", "{trainyard}");
+    assert_eq!(trainyard["tracked_only"], true);
+    assert_eq!(trainyard["status"], "Running");
+}
+
+#[tokio::test]
+async fn deleted_runs_refuse_writes_until_restored() {
+    let (app, token) = setup().await;
+    let run = create_run(&app, &token).await;
+    let (status, _) = post(&app, &token, "runs/delete", json!({ "run_id": run })).await;
+    assert_eq!(status, StatusCode::OK);
+    let metric = json!({ "run_id": run, "key": "m", "value": 1.0, "timestamp": 0 });
+    assert_error(
+        &post(&app, &token, "runs/log-metric", metric.clone()).await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_PARAMETER_VALUE",
+    );
+    let (_, got) = get(&app, &token, &format!("runs/get?run_id={run}")).await;
+    assert_eq!(got["run"]["info"]["lifecycle_stage"], "deleted");
+    let (_, found) = post(
+        &app,
+        &token,
+        "runs/search",
+        json!({ "experiment_ids": ["0"] }),
+    )
+    .await;
+    assert!(found["runs"].is_null(), "{found}");
+    post(&app, &token, "runs/restore", json!({ "run_id": run })).await;
+    assert_eq!(
+        post(&app, &token, "runs/log-metric", metric).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn tracked_runs_move_as_their_client_says_and_are_never_claimed() {
+    let (app, token) = setup().await;
+    let run = create_run(&app, &token).await;
+    let run_id = Uuid::parse_str(&run).unwrap();
+    // Neither the queue nor a restarting executor touches a tracked run.
+    assert!(app
+        .db
+        .claim_queued_run("replica", std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_none());
+    let adopted = app
+        .db
+        .adopt_active_runs("replica", std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(adopted.iter().all(|r| r.id != run_id));
+
+    let update = |status: &str| json!({ "run_id": run, "status": status, "end_time": 5000 });
+    let (status, body) = post(&app, &token, "runs/update", update("FINISHED")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["run_info"]["status"], "FINISHED");
+    assert_eq!(body["run_info"]["end_time"], 5000);
+    // MLflow's start_run(run_id=...) resumes an ended run.
+    let (_, body) = post(&app, &token, "runs/update", update("RUNNING")).await;
+    assert_eq!(body["run_info"]["status"], "RUNNING");
+    assert!(body["run_info"]["end_time"].is_null(), "{body}");
+    let (_, events) = app
+        .get(&format!("/api/v1/workspaces/ml/runs/{run}/events"), &token)
+        .await;
+    let statuses: Vec<_> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["to"].clone())
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![json!("Running"), json!("Completed"), json!("Running")]
+    );
+    assert_error(
+        &post(&app, &token, "runs/update", update("DONE")).await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_PARAMETER_VALUE",
+    );
+    // Trainyard's cancel ends a tracked run at once.
+    let (status, canceled) = app
+        .post(
+            &format!("/api/v1/workspaces/ml/runs/{run}/cancel"),
+            &token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{canceled}");
+    assert_eq!(canceled["status"], "Canceled");
+}
+
+#[tokio::test]
+async fn a_run_token_writes_only_to_its_run() {
+    let (app, token) = setup().await;
+    let own = create_run(&app, &token).await;
+    let other = create_run(&app, &token).await;
+    let workspace = Uuid::parse_str(&app.workspace_id("ml").await).unwrap();
+    let run_token = app
+        .db
+        .create_run_token(workspace, Uuid::parse_str(&own).unwrap())
+        .await
+        .unwrap();
+    let metric = |run: &str| json!({ "run_id": run, "key": "m", "value": 1.0, "timestamp": 0 });
+    assert_eq!(
+        post(&app, &run_token, "runs/log-metric", metric(&own))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_error(
+        &post(&app, &run_token, "runs/log-metric", metric(&other)).await,
+        StatusCode::FORBIDDEN,
+        "PERMISSION_DENIED",
+    );
+    assert_error(
+        &post(&app, &run_token, "runs/create", json!({})).await,
+        StatusCode::FORBIDDEN,
+        "PERMISSION_DENIED",
+    );
+}
+
+#[tokio::test]
+async fn searches_refuse_bad_filters_and_unknown_endpoints_say_so() {
+    let (app, token) = setup().await;
+    for filter in [
+        "metrics.acc > 'x'",
+        "params.a = 'b' or params.c = 'd'",
+        "colour.x = 'y'",
+    ] {
+        assert_error(
+            &post(
+                &app,
+                &token,
+                "runs/search",
+                json!({ "experiment_ids": ["0"], "filter": filter }),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "INVALID_PARAMETER_VALUE",
+        );
+    }
+    assert_error(
+        &post(
+            &app,
+            &token,
+            "runs/search",
+            json!({ "experiment_ids": ["0"], "page_token": "%%%" }),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_PARAMETER_VALUE",
+    );
+    assert_error(
+        &get(&app, &token, "runs/fly").await,
+        StatusCode::NOT_FOUND,
+        "ENDPOINT_NOT_FOUND",
+    );
+    let (status, body) = app
+        .call(
+            Method::GET,
+            "/api/2.0/mlflow-artifacts/artifacts?path=elsewhere",
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error_code"], "RESOURCE_DOES_NOT_EXIST");
+}
+
+#[tokio::test]
+async fn registry_errors_follow_mlflow() {
+    let (app, token) = setup().await;
+    let (status, _) = post(
+        &app,
+        &token,
+        "registered-models/create",
+        json!({ "name": "iris" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_error(
+        &post(
+            &app,
+            &token,
+            "registered-models/create",
+            json!({ "name": "iris" }),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "RESOURCE_ALREADY_EXISTS",
+    );
+    assert_error(
+        &post(
+            &app,
+            &token,
+            "registered-models/create",
+            json!({ "name": "a/b" }),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_PARAMETER_VALUE",
+    );
+    assert_error(
+        &get(&app, &token, "registered-models/get?name=nope").await,
+        StatusCode::NOT_FOUND,
+        "RESOURCE_DOES_NOT_EXIST",
+    );
+    assert_error(
+        &get(&app, &token, "model-versions/get?name=iris&version=7").await,
+        StatusCode::NOT_FOUND,
+        "RESOURCE_DOES_NOT_EXIST",
+    );
+    assert_error(
+        &post(
+            &app,
+            &token,
+            "model-versions/create",
+            json!({ "name": "iris", "source": "s3://bucket/model" }),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_PARAMETER_VALUE",
+    );
+    assert_error(
+        &post(
+            &app,
+            &token,
+            "registered-models/alias",
+            json!({ "name": "iris", "alias": "v1", "version": "1" }),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_PARAMETER_VALUE",
+    );
+}
+
+#[tokio::test]
+async fn metric_order_pages_through_runs_with_and_without_the_metric() {
+    let (app, token) = setup().await;
+    let mut with_metric = Vec::new();
+    let mut without = Vec::new();
+    for i in 0..8 {
+        let (_, body) = post(
+            &app,
+            &token,
+            "runs/create",
+            json!({ "experiment_id": "0", "start_time": 1000 + i }),
+        )
+        .await;
+        let run = body["run"]["info"]["run_id"].as_str().unwrap().to_string();
+        if i < 5 {
+            let metric =
+                json!({ "run_id": run, "key": "acc", "value": i as f64 / 10.0, "timestamp": 0 });
+            post(&app, &token, "runs/log-metric", metric).await;
+            with_metric.push(run);
+        } else {
+            without.push(run);
+        }
+    }
+    // Highest accuracy first, then the runs without it, newest first.
+    let expected: Vec<String> = with_metric
+        .iter()
+        .rev()
+        .chain(without.iter().rev())
+        .cloned()
+        .collect();
+    for (order, expected) in [
+        ("metrics.acc DESC", expected.clone()),
+        ("metrics.acc ASC", {
+            let mut ascending = with_metric.clone();
+            ascending.extend(without.iter().rev().cloned());
+            ascending
+        }),
+    ] {
+        let mut seen = Vec::new();
+        let mut token_page: Option<String> = None;
+        loop {
+            let mut body =
+                json!({ "experiment_ids": ["0"], "order_by": [order], "max_results": 3 });
+            if let Some(page) = &token_page {
+                body["page_token"] = json!(page);
+            }
+            let (status, found) = post(&app, &token, "runs/search", body).await;
+            assert_eq!(status, StatusCode::OK, "{found}");
+            seen.extend(
+                found["runs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["info"]["run_id"].as_str().unwrap().to_string()),
+            );
+            match found["next_page_token"].as_str() {
+                Some(next) => token_page = Some(next.to_string()),
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected, "{order}");
+    }
+}
