@@ -89,10 +89,8 @@ impl Db {
     ) -> Result<Vec<TrackedRun>, DbError> {
         let wanted = search.offset + search.limit;
         let window = (wanted * METRIC_WINDOW_FACTOR).max(MIN_METRIC_WINDOW);
-        let mut query = QueryBuilder::new("SELECT ");
-        query.push(run_columns!());
-        query.push(
-            " FROM (SELECT run_id, latest_value FROM metrics
+        let mut query = QueryBuilder::new(
+            "SELECT runs.* FROM (SELECT run_id, latest_value FROM metrics
                     WHERE kind = 'scalar' AND latest_value IS NOT NULL AND name = ",
         );
         query.push_bind(key.to_string());
@@ -102,9 +100,13 @@ impl Db {
         query.push(direction);
         query.push(" FETCH FIRST ");
         query.push_bind(window);
-        query.push(" ROWS WITH TIES) AS m JOIN runs ON runs.id = m.run_id");
-        push_filters(&mut query, workspace_id, search);
-        query.push(" ORDER BY m.latest_value");
+        // OFFSET 0 keeps the runs subquery apart, so each value looks up its
+        // run by primary key; a join the planner picked could scan every run.
+        query.push(" ROWS WITH TIES) AS m CROSS JOIN LATERAL (SELECT ");
+        query.push(run_columns!());
+        query.push(" FROM runs WHERE runs.id = m.run_id AND ");
+        push_conditions(&mut query, workspace_id, search);
+        query.push(" OFFSET 0) AS runs ORDER BY m.latest_value");
         query.push(direction);
         query.push(", ");
         push_order(&mut query, rest);
@@ -128,8 +130,8 @@ impl Db {
     ) -> Result<Vec<TrackedRun>, DbError> {
         let mut query = QueryBuilder::new("SELECT ");
         query.push(run_columns!());
-        query.push(" FROM runs");
-        push_filters(&mut query, workspace_id, search);
+        query.push(" FROM runs WHERE ");
+        push_conditions(&mut query, workspace_id, search);
         query.push(" ORDER BY ");
         push_order(&mut query, &search.order);
         query.push(" OFFSET ");
@@ -143,9 +145,10 @@ impl Db {
     }
 }
 
-/// ` WHERE …`: the workspace, the experiments, the lifecycle view and the clauses.
-fn push_filters(query: &mut QueryBuilder<'_, Postgres>, workspace_id: Uuid, search: &RunSearch) {
-    query.push(" WHERE runs.workspace_id = ");
+/// The conditions on a run: the workspace, the experiments, the lifecycle
+/// view and the clauses.
+fn push_conditions(query: &mut QueryBuilder<'_, Postgres>, workspace_id: Uuid, search: &RunSearch) {
+    query.push("runs.workspace_id = ");
     query.push_bind(workspace_id);
     query.push(" AND runs.experiment_id = ANY(");
     query.push_bind(search.experiment_ids.clone());
