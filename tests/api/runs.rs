@@ -376,7 +376,11 @@ async fn canceling_a_queued_run_ends_it_and_records_why() {
 #[tokio::test]
 async fn canceling_an_active_run_asks_its_executor_to_stop_it() {
     let (app, token) = setup().await;
-    let run = app.run("vision", &token, "mnist", json!({})).await;
+    // A run with something to execute (one without is tracked only, and a
+    // cancel ends it at once).
+    let run = app
+        .run("vision", &token, "mnist", json!({ "command": ["true"] }))
+        .await;
     let id = Uuid::parse_str(run["id"].as_str().unwrap()).unwrap();
     let ws = Uuid::parse_str(run["workspace_id"].as_str().unwrap()).unwrap();
     for (to, reason) in [
