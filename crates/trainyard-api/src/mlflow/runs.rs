@@ -31,7 +31,7 @@ pub(super) struct CreateRun {
 /// The run with its metrics and declared inputs and outputs, as runs/get answers.
 pub(super) async fn run_json(db: &Db, run: TrackedRun) -> MlflowResult<Value> {
     let ids = [run.run.id];
-    let metrics = db.metrics_of_runs(&ids, &[]).await?;
+    let metrics = db.mlflow_latest_metrics(&ids).await?;
     let io = db.mlflow_run_io(&ids).await?;
     serde_json::to_value(RunJson::new(&run, &metrics, &io)).map_err(MlflowError::internal)
 }

@@ -78,7 +78,7 @@ pub(super) async fn search_runs(
     let found = db.mlflow_search_runs(workspace_id, &search).await?;
     let (found, next_page_token) = page(found, offset, limit);
     let ids: Vec<_> = found.iter().map(|r| r.run.id).collect();
-    let metrics = db.metrics_of_runs(&ids, &[]).await?;
+    let metrics = db.mlflow_latest_metrics(&ids).await?;
     let io = db.mlflow_run_io(&ids).await?;
     let runs = found
         .iter()

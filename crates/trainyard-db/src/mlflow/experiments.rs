@@ -45,6 +45,12 @@ impl Db {
         &self,
         workspace_id: Uuid,
     ) -> Result<Experiment, DbError> {
+        if let Some(found) = self
+            .experiment_named(workspace_id, DEFAULT_EXPERIMENT_NAME)
+            .await?
+        {
+            return Ok(found);
+        }
         // ON CONFLICT keeps concurrent first uses from failing; the loser reads the row.
         let created = sqlx::query_as::<_, Experiment>(concat!(
             "INSERT INTO experiments (id, workspace_id, name) VALUES ($1, $2, $3)
@@ -58,11 +64,27 @@ impl Db {
         .await?;
         match created {
             Some(experiment) => Ok(experiment),
-            None => {
-                self.mlflow_experiment_by_name(workspace_id, DEFAULT_EXPERIMENT_NAME)
-                    .await
-            }
+            None => self
+                .experiment_named(workspace_id, DEFAULT_EXPERIMENT_NAME)
+                .await?
+                .ok_or(DbError::NotFound("experiment")),
         }
+    }
+
+    async fn experiment_named(
+        &self,
+        workspace_id: Uuid,
+        name: &str,
+    ) -> Result<Option<Experiment>, DbError> {
+        Ok(sqlx::query_as::<_, Experiment>(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM experiments WHERE workspace_id = $1 AND name = $2"
+        ))
+        .bind(workspace_id)
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?)
     }
 
     /// An experiment by MLflow's reference to it.
@@ -92,19 +114,10 @@ impl Db {
         workspace_id: Uuid,
         name: &str,
     ) -> Result<Experiment, DbError> {
-        let found = sqlx::query_as::<_, Experiment>(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM experiments WHERE workspace_id = $1 AND name = $2"
-        ))
-        .bind(workspace_id)
-        .bind(name)
-        .fetch_optional(self.pool())
-        .await?;
-        match found {
+        match self.experiment_named(workspace_id, name).await? {
             Some(experiment) => Ok(experiment),
             None if name == DEFAULT_EXPERIMENT_NAME => {
-                Box::pin(self.mlflow_default_experiment(workspace_id)).await
+                self.mlflow_default_experiment(workspace_id).await
             }
             None => Err(DbError::NotFound("experiment")),
         }

@@ -112,10 +112,18 @@ impl Db {
         push_order(&mut query, rest);
         query.push(" LIMIT ");
         query.push_bind(wanted);
+        // Without full sorts the only plan left reads the window in index
+        // order and stops once the page is full; statistics that lag behind
+        // runs just logged would otherwise pick reading every value and sorting.
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("SET LOCAL enable_sort = off")
+            .execute(&mut *tx)
+            .await?;
         let found = query
             .build_query_as::<TrackedRun>()
-            .fetch_all(self.pool())
+            .fetch_all(&mut *tx)
             .await?;
+        tx.commit().await?;
         if (found.len() as i64) < wanted {
             return self.search_runs_page(workspace_id, search).await;
         }
