@@ -144,6 +144,8 @@ pub struct Options {
     pub extra_ca: Vec<u8>,
     /// Seconds between SIGTERM and SIGKILL.
     pub stop_grace_seconds: Option<i64>,
+    /// Keep containers after their run ended (to inspect them).
+    pub keep_containers: bool,
 }
 
 /// A Docker engine for the tests, or `None` (with a visible message) when
@@ -223,7 +225,7 @@ impl TestApp {
                     network_mode: Some("host".to_string()),
                     extra_ca: options.extra_ca.clone(),
                     stop_grace_seconds: options.stop_grace_seconds.unwrap_or(2),
-                    keep_containers: false,
+                    keep_containers: options.keep_containers,
                     logs_poll: std::time::Duration::from_millis(500),
                     mounts_dir: files.path().join("mounts"),
                 },
@@ -233,6 +235,7 @@ impl TestApp {
                 lease: std::time::Duration::from_secs(60),
                 max_concurrent_runs: 4,
                 poll_interval: std::time::Duration::from_secs(5),
+                placement: trainyard_scheduler::placement::PlacementConfig::default(),
             };
             let (stop, stopped) = watch::channel(false);
             tokio::spawn(trainyard_scheduler::run(

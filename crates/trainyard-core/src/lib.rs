@@ -14,6 +14,6 @@ pub mod validate;
 pub use environment::EnvironmentSpec;
 pub use metrics::{MetricKind, MetricValue};
 pub use role::Role;
-pub use run_spec::{InputMode, Resources, RunEnvironment, RunInput, RunSpec};
+pub use run_spec::{InputMode, Resources, RunEnvironment, RunInput, RunPlacement, RunSpec};
 pub use run_status::{RunStatus, TransitionError};
 pub use validate::{FieldError, Name, TagKey, TagValue};

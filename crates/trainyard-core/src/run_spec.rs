@@ -14,6 +14,33 @@ pub const WORKDIR: &str = "/workspace";
 /// Longest time limit accepted: 30 days.
 pub const MAX_TIME_LIMIT_SECONDS: u64 = 30 * 24 * 3600;
 
+/// Largest priority either way.
+pub const MAX_PRIORITY: i32 = 1000;
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
+}
+
+/// Where the scheduler placed a run: its node and what it holds there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunPlacement {
+    /// The node's id.
+    pub node_id: uuid::Uuid,
+    /// The node's name.
+    pub node: String,
+    /// The node's compute target.
+    pub compute_target: String,
+    /// GPU indexes on the node, ascending; the container sees exactly these.
+    pub gpus: Vec<u32>,
+    /// How the node hands GPUs to containers: `nvidia` (device requests),
+    /// `simulated` (only `NVIDIA_VISIBLE_DEVICES`) or `none`.
+    pub gpu_mode: String,
+    /// CPU cores the container is limited to.
+    pub cpus: Option<f64>,
+    /// Memory (MiB) the container is limited to.
+    pub memory_mb: Option<u64>,
+}
+
 /// What a run may use on its node.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -132,6 +159,9 @@ pub struct RunSpec {
     /// What the run may use.
     #[serde(default)]
     pub resources: Resources,
+    /// Higher goes first on its compute target (-1000 to 1000).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: i32,
     /// Variables set for the run's process.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub environment_variables: BTreeMap<String, String>,
@@ -187,6 +217,12 @@ impl RunSpec {
         }
         self.environment.spec.validate("environment")?;
         self.resources.validate("resources")?;
+        if !(-MAX_PRIORITY..=MAX_PRIORITY).contains(&self.priority) {
+            return Err(FieldError::new(
+                "priority",
+                format!("must be between -{MAX_PRIORITY} and {MAX_PRIORITY}"),
+            ));
+        }
         for key in self.environment_variables.keys() {
             let ok = key
                 .chars()
@@ -276,6 +312,7 @@ mod tests {
             },
             compute_target: None,
             resources: Resources::default(),
+            priority: 0,
             environment_variables: BTreeMap::new(),
             time_limit_seconds: None,
             inputs: vec![],

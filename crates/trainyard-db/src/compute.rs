@@ -247,6 +247,7 @@ impl Db {
         .execute(&mut *tx)
         .await
         .map_err(DbError::on_unique("nodes_target_name_key", "node", "name"))?;
+        wake_scheduler(&mut tx).await?;
         tx.commit().await?;
         self.get_node(target, new.name.as_str()).await
     }
@@ -283,6 +284,7 @@ impl Db {
         state: &str,
         reason: Option<&str>,
     ) -> Result<Node, DbError> {
+        let mut tx = self.pool().begin().await?;
         let updated = sqlx::query(
             "UPDATE nodes SET state = $3, state_reason = $4 WHERE compute_target_id = $1 AND name = $2",
         )
@@ -290,16 +292,32 @@ impl Db {
         .bind(name)
         .bind(state)
         .bind(reason)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
             return Err(DbError::NotFound("node"));
         }
+        wake_scheduler(&mut tx).await?;
+        tx.commit().await?;
         self.get_node(target, name).await
     }
 
-    /// Removes a node from its compute target.
+    /// Removes a node from its compute target; refused while runs hold it.
     pub async fn delete_node(&self, target: &ComputeTarget, name: &str) -> Result<(), DbError> {
+        let held: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM runs r JOIN nodes n ON n.id = r.node_id
+             WHERE n.compute_target_id = $1 AND n.name = $2
+               AND r.status IN ('Preparing', 'Starting', 'Running', 'Finalizing'))",
+        )
+        .bind(target.id)
+        .bind(name)
+        .fetch_one(self.pool())
+        .await?;
+        if held {
+            return Err(DbError::Busy(
+                "runs hold the node; drain it and wait for them to end",
+            ));
+        }
         let deleted = sqlx::query("DELETE FROM nodes WHERE compute_target_id = $1 AND name = $2")
             .bind(target.id)
             .bind(name)
@@ -335,6 +353,17 @@ impl Db {
         .await?)
     }
 
+    /// Where one node's engine is.
+    pub async fn node_endpoint(&self, id: Uuid) -> Result<NodeEndpoint, DbError> {
+        sqlx::query_as::<_, NodeEndpoint>(
+            "SELECT id, endpoint, tls, health FROM nodes WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(DbError::NotFound("node"))
+    }
+
     /// Records that a node's engine answered.
     pub async fn node_answered(&self, id: Uuid, engine_version: &str) -> Result<(), DbError> {
         sqlx::query(
@@ -357,4 +386,14 @@ impl Db {
             .await?;
         Ok(())
     }
+}
+
+/// Wakes the scheduling loops (they listen on the queue channel): capacity
+/// changed, so waiting runs may fit now.
+async fn wake_scheduler(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> Result<(), DbError> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(crate::queue::RUN_QUEUED_CHANNEL)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

@@ -17,6 +17,7 @@ mod page;
 pub mod queue;
 pub mod run_list;
 pub mod runs;
+pub mod scheduling;
 pub mod snapshots;
 pub mod tokens;
 pub mod workspaces;

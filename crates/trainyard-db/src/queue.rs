@@ -34,7 +34,7 @@ impl Db {
     ) -> Result<Option<Run>, DbError> {
         let mut tx = self.pool().begin().await?;
         let Some((run_id, workspace_id)) = sqlx::query_as::<_, (Uuid, Uuid)>(
-            "SELECT id, workspace_id FROM runs WHERE status = 'Queued' AND NOT tracked_only
+            "SELECT id, workspace_id FROM runs WHERE status = 'Queued' AND NOT tracked_only AND compute_target IS NULL
              ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
         )
         .fetch_optional(&mut *tx)

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{FromRow, Postgres, Transaction};
 use std::collections::BTreeMap;
-use trainyard_core::{RunStatus, TagKey, TagValue, TransitionError};
+use trainyard_core::{RunPlacement, RunStatus, TagKey, TagValue, TransitionError};
 use uuid::Uuid;
 
 use crate::{Cursor, Db, DbError};
@@ -50,6 +50,11 @@ pub struct Run {
     /// Whether it only records what a client logs (an MLflow run, a run with
     /// nothing to execute): never placed on a node, never reconciled.
     pub tracked_only: bool,
+    /// Its node and what it holds there, once a compute target's scheduler
+    /// placed it.
+    pub placement: Option<Json<RunPlacement>>,
+    /// Why it still waits, while it is Queued on a compute target.
+    pub wait_reason: Option<String>,
 }
 
 impl Run {
@@ -113,7 +118,7 @@ macro_rules! columns {
     () => {
         "id, workspace_id, experiment_id, display_name, status, error, spec, tags, properties,
          cancel_requested_at, created_at, started_at, ended_at, owner, container_id, exit_code,
-         tracked_only"
+         tracked_only, placement, wait_reason"
     };
 }
 

@@ -21,3 +21,6 @@ pub const LABEL_RUN_ID: &str = "trainyard.run_id";
 pub const LABEL_OWNER: &str = "trainyard.owner";
 /// Label carrying the workspace id on every container Trainyard starts.
 pub const LABEL_WORKSPACE: &str = "trainyard.workspace";
+/// Label naming the node a run's container was placed on (several nodes may
+/// share one engine).
+pub const LABEL_NODE: &str = "trainyard.node";

@@ -7,7 +7,7 @@ use tokio::sync::watch;
 use trainyard_db::compute::NodeEndpoint;
 use trainyard_db::Db;
 
-use crate::engine::{Engine, EngineTls};
+use crate::engine::{DockerError, Engine, EngineTls};
 
 /// Longest one node's check may take before it counts as unanswered.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -49,13 +49,18 @@ pub async fn check_all(db: &Db) {
     futures::future::join_all(checks).await;
 }
 
-async fn engine_version(node: &NodeEndpoint) -> Result<String, String> {
+/// A client of a node's engine.
+pub fn connect_node(node: &NodeEndpoint) -> Result<Engine, DockerError> {
     let tls = node.tls.as_ref().map(|tls| EngineTls {
         ca: tls.0.ca.clone().into(),
         cert: tls.0.cert.clone().into(),
         key: tls.0.key.clone().into(),
     });
-    let engine = Engine::connect(&node.endpoint, tls.as_ref()).map_err(|e| e.to_string())?;
+    Engine::connect(&node.endpoint, tls.as_ref())
+}
+
+async fn engine_version(node: &NodeEndpoint) -> Result<String, String> {
+    let engine = connect_node(node).map_err(|e| e.to_string())?;
     engine.version().await.map_err(|e| e.to_string())
 }
 

@@ -1,14 +1,27 @@
-//! The scheduling loop: claims queued runs from PostgreSQL (woken by
-//! `LISTEN/NOTIFY`, with a slow poll as a fallback) while the node has room,
-//! hands each to the executor, and renews the leases of the runs it holds.
+//! The scheduling loop, woken by `LISTEN/NOTIFY` (with a slow poll as a
+//! fallback) and whenever one of its runs ends. Runs without a compute
+//! target are claimed while the server's own engine has room; runs on
+//! compute targets are placed on nodes by a [`placement::plan`] pass. Each
+//! run is handed to an executor on its engine, and the leases of the runs
+//! this replica holds are renewed.
 
+pub mod cluster;
 pub mod placement;
 
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use trainyard_db::Db;
-use trainyard_docker::Executor;
+use trainyard_core::{RunPlacement, RunStatus};
+use trainyard_db::runs::Run;
+use trainyard_db::{Db, DbError};
+use trainyard_docker::{nodes::connect_node, Executor};
+use uuid::Uuid;
+
+use placement::PlacementConfig;
+
+/// Most queued runs one placement pass considers (oldest first).
+const MAX_QUEUED_PER_PASS: i64 = 20_000;
 
 /// How the loop behaves.
 #[derive(Debug, Clone)]
@@ -21,6 +34,8 @@ pub struct SchedulerConfig {
     pub max_concurrent_runs: usize,
     /// How often the queue is polled when no notification arrives.
     pub poll_interval: Duration,
+    /// Tunables of placement on compute targets.
+    pub placement: PlacementConfig,
 }
 
 /// Claims and executes runs until `shutdown` turns true. Runs still going at
@@ -44,15 +59,10 @@ pub async fn run(
         }
     }
     let mut running = JoinSet::new();
-    match executor.reconcile(config.lease).await {
-        Ok(adopted) => {
-            for task in adopted {
-                running.spawn(async move {
-                    let _ = task.await;
-                });
-            }
-        }
-        Err(err) => tracing::error!(error = %err, "reconciling containers failed"),
+    let mut nodes = NodeExecutors::new(executor.clone());
+    match db.adopt_active_runs(&config.owner, config.lease).await {
+        Ok(adopted) => reconcile(&db, &executor, &mut nodes, adopted, &mut running).await,
+        Err(err) => tracing::error!(error = %err, "adopting active runs failed"),
     }
     let mut listener = loop {
         match db.listen_for_queued_runs().await {
@@ -84,6 +94,9 @@ pub async fn run(
                 }
             }
         }
+        if let Err(err) = place_on_targets(&db, &mut nodes, &config, &mut running).await {
+            tracing::warn!(error = %err, "a placement pass failed");
+        }
         tokio::select! {
             notification = listener.recv() => {
                 if let Err(err) = notification {
@@ -103,4 +116,150 @@ pub async fn run(
     }
     // Detach: containers keep running and are re-adopted at the next start.
     running.detach_all();
+}
+
+/// Executors of the nodes' engines, connected on first use.
+struct NodeExecutors {
+    base: Executor,
+    by_node: HashMap<Uuid, Executor>,
+}
+
+impl NodeExecutors {
+    fn new(base: Executor) -> Self {
+        NodeExecutors {
+            base,
+            by_node: HashMap::new(),
+        }
+    }
+
+    /// The executor of a run's node, or why there is none.
+    async fn of(&mut self, db: &Db, placement: &RunPlacement) -> Result<Executor, String> {
+        if let Some(executor) = self.by_node.get(&placement.node_id) {
+            return Ok(executor.clone());
+        }
+        let endpoint = db
+            .node_endpoint(placement.node_id)
+            .await
+            .map_err(|e| format!("node {} is gone: {e}", placement.node))?;
+        let engine = connect_node(&endpoint)
+            .map_err(|e| format!("connecting to node {}: {e}", placement.node))?;
+        let executor = self.base.for_node(engine, &placement.node);
+        self.by_node.insert(placement.node_id, executor.clone());
+        Ok(executor)
+    }
+}
+
+/// One placement pass over every compute target: stores where each placed
+/// run goes and why the others wait, then starts the placed runs.
+async fn place_on_targets(
+    db: &Db,
+    nodes: &mut NodeExecutors,
+    config: &SchedulerConfig,
+    running: &mut JoinSet<()>,
+) -> Result<(), DbError> {
+    if !db.runs_wait_on_targets().await? {
+        return Ok(());
+    }
+    // Another replica is placing: its pass sees the same queue.
+    let Some(mut pass) = db.begin_scheduling_pass().await? else {
+        return Ok(());
+    };
+    let state = pass.cluster_state(MAX_QUEUED_PER_PASS).await?;
+    let decisions = cluster::decide(&state, config.placement);
+    let mut placed = Vec::new();
+    for (run_id, placement) in &decisions.placements {
+        if let Some(run) = pass
+            .place(*run_id, placement, &config.owner, config.lease)
+            .await?
+        {
+            placed.push(run);
+        }
+    }
+    let count_up_to = config.placement.reserve_after_passes.unwrap_or(0) as i32;
+    pass.record_waits(&decisions.waits, count_up_to).await?;
+    pass.commit().await?;
+    for run in placed {
+        start_on_node(db, nodes, run, running).await;
+    }
+    Ok(())
+}
+
+/// Hands a placed run to its node's executor, or fails it with the reason
+/// its node cannot be reached.
+async fn start_on_node(db: &Db, nodes: &mut NodeExecutors, run: Run, running: &mut JoinSet<()>) {
+    let Some(placement) = run.placement.as_ref().map(|p| p.0.clone()) else {
+        return;
+    };
+    match nodes.of(db, &placement).await {
+        Ok(executor) => {
+            tracing::info!(run_id = %run.id, node = %placement.node, gpus = ?placement.gpus, "placed a run");
+            running.spawn(async move { executor.execute(run).await });
+        }
+        Err(reason) => fail_all(db, std::slice::from_ref(&run), &reason).await,
+    }
+}
+
+/// After a restart: each adopted run is reconciled by the executor of the
+/// engine its container is on.
+async fn reconcile(
+    db: &Db,
+    executor: &Executor,
+    nodes: &mut NodeExecutors,
+    adopted: Vec<Run>,
+    running: &mut JoinSet<()>,
+) {
+    let mut by_node: HashMap<Uuid, Vec<Run>> = HashMap::new();
+    let mut local = Vec::new();
+    for run in adopted {
+        match &run.placement {
+            Some(placement) => by_node.entry(placement.0.node_id).or_default().push(run),
+            None => local.push(run),
+        }
+    }
+    let mut groups = vec![(executor.clone(), None, local)];
+    for (_, runs) in by_node {
+        let placement = runs[0].placement.as_ref().map(|p| p.0.clone());
+        let Some(placement) = placement else { continue };
+        match nodes.of(db, &placement).await {
+            Ok(node_executor) => groups.push((node_executor, Some(placement.node), runs)),
+            Err(reason) => fail_all(db, &runs, &reason).await,
+        }
+    }
+    for (executor, node, runs) in groups {
+        let ids = runs.clone();
+        match executor.reconcile(runs).await {
+            Ok(tasks) => {
+                for task in tasks {
+                    running.spawn(async move {
+                        let _ = task.await;
+                    });
+                }
+            }
+            Err(err) => match node {
+                Some(node) => {
+                    let reason = format!("node {node} did not answer when the server restarted ({err}); the run's container was lost with it");
+                    fail_all(db, &ids, &reason).await;
+                }
+                None => tracing::error!(error = %err, "reconciling containers failed"),
+            },
+        }
+    }
+}
+
+/// Fails runs whose node cannot be reached.
+async fn fail_all(db: &Db, runs: &[Run], reason: &str) {
+    for run in runs {
+        let failed = db
+            .transition_run(
+                run.workspace_id,
+                run.id,
+                RunStatus::Failed,
+                "node unreachable",
+                Some(reason),
+            )
+            .await;
+        if let Err(err) = failed {
+            tracing::warn!(run_id = %run.id, error = %err, "failing a run failed");
+        }
+    }
 }

@@ -111,6 +111,7 @@ fn start_scheduler(
         lease: Duration::from_secs(60),
         max_concurrent_runs: config.max_concurrent_runs,
         poll_interval: Duration::from_secs(30),
+        placement: trainyard_scheduler::placement::PlacementConfig::default(),
     };
     tokio::spawn(trainyard_docker::nodes::monitor_nodes(
         db.clone(),

@@ -26,7 +26,7 @@ use trainyard_storage::Storage;
 
 use self::outcome::{outcome, Ended};
 use crate::container::ContainerSpec;
-use crate::{DockerError, Engine, LABEL_OWNER, LABEL_RUN_ID, LABEL_WORKSPACE};
+use crate::{DockerError, Engine, LABEL_NODE, LABEL_OWNER, LABEL_RUN_ID, LABEL_WORKSPACE};
 
 /// The Python SDK, packed by the build script; copied into every container.
 const PYTHON_SDK: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/python-sdk.tar"));
@@ -55,12 +55,14 @@ pub struct ExecutorConfig {
     pub mounts_dir: std::path::PathBuf,
 }
 
-/// Executes runs on one Docker engine.
+/// Executes runs on one Docker engine: the server's own, or a node's.
 #[derive(Clone)]
 pub struct Executor {
     db: Db,
     storage: Storage,
     engine: Engine,
+    /// The node's name, when the engine is a compute target's node.
+    node: Option<Arc<str>>,
     config: Arc<ExecutorConfig>,
 }
 
@@ -83,8 +85,30 @@ impl Executor {
             db,
             storage,
             engine,
+            node: None,
             config: Arc::new(config),
         }
+    }
+
+    /// The same executor driving a node's engine.
+    pub fn for_node(&self, engine: Engine, node: &str) -> Executor {
+        Executor {
+            engine,
+            node: Some(node.into()),
+            ..self.clone()
+        }
+    }
+
+    /// When this executor drives a node whose engine no longer answers, the
+    /// reason a run on it fails; `None` while the engine answers.
+    async fn node_lost(&self, err: &str) -> Option<String> {
+        let node = self.node.as_ref()?;
+        if self.engine.ping().await {
+            return None;
+        }
+        Some(format!(
+            "node {node} stopped answering ({err}); the run's container was lost with it"
+        ))
     }
 
     /// The engine this executor drives.
@@ -223,11 +247,32 @@ impl Executor {
         };
         env.retain(|var| !var.starts_with("PYTHONPATH="));
         env.push(python_path);
-        let labels = HashMap::from([
+        let mut labels = HashMap::from([
             (LABEL_RUN_ID.to_string(), run.id.to_string()),
             (LABEL_WORKSPACE.to_string(), run.workspace_id.to_string()),
             (LABEL_OWNER.to_string(), self.config.owner.clone()),
         ]);
+        let (mut cpus, mut memory_mb) = (spec.resources.cpus, spec.resources.memory_mb);
+        let mut gpu_device_ids = Vec::new();
+        if let Some(placement) = &run.placement {
+            let placement = &placement.0;
+            labels.insert(LABEL_NODE.to_string(), placement.node.clone());
+            (cpus, memory_mb) = (placement.cpus, placement.memory_mb);
+            let ids: Vec<String> = placement.gpus.iter().map(u32::to_string).collect();
+            if placement.gpu_mode != "none" {
+                // The NVIDIA runtime exposes exactly these; "void" hides all.
+                let visible = if ids.is_empty() {
+                    "void".to_string()
+                } else {
+                    ids.join(",")
+                };
+                env.retain(|var| !var.starts_with("NVIDIA_VISIBLE_DEVICES="));
+                env.push(format!("NVIDIA_VISIBLE_DEVICES={visible}"));
+            }
+            if placement.gpu_mode == "nvidia" {
+                gpu_device_ids = ids;
+            }
+        }
         let container_spec = ContainerSpec {
             name: format!("trainyard-run-{}", run.id),
             image: image.to_string(),
@@ -235,9 +280,9 @@ impl Executor {
             env,
             labels,
             workdir: WORKDIR.to_string(),
-            cpus: spec.resources.cpus,
-            memory_mb: spec.resources.memory_mb,
-            gpu_device_ids: Vec::new(),
+            cpus,
+            memory_mb,
+            gpu_device_ids,
             network_mode: self.config.network_mode.clone(),
             binds: self.mount_inputs(&spec.inputs).await?,
         };
@@ -274,6 +319,13 @@ impl Executor {
             Ok(ended) => ended,
             Err(err) => {
                 tracing::warn!(error = %err, "supervising the run failed");
+                if let Some(reason) = self.node_lost(&err.to_string()).await {
+                    let _ = self
+                        .transition(run, RunStatus::Failed, "node lost", Some(&reason))
+                        .await;
+                    self.cleanup(run, None).await;
+                    return;
+                }
                 let state = self.engine.container_state(container).await.ok().flatten();
                 Ended {
                     exit_code: state.and_then(|s| s.exit_code),
@@ -316,6 +368,7 @@ impl Executor {
                     .await;
             }
             Stop::Failed(message) => {
+                let message = self.node_lost(&message).await.unwrap_or(message);
                 tracing::info!(%message, "run failed before it ran");
                 let _ = self
                     .transition(

@@ -86,6 +86,8 @@ mod tests {
             container_id: None,
             exit_code: None,
             tracked_only: false,
+            placement: None,
+            wait_reason: None,
         }
     }
 

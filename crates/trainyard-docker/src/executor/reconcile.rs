@@ -1,30 +1,24 @@
 //! After a restart: the active runs this replica owned are taken over again.
 
 use std::collections::HashSet;
-use std::time::Duration;
 use trainyard_core::RunStatus;
 use trainyard_db::runs::Run;
 
 use super::outcome::{outcome, Ended, StopReason};
-use super::supervise::db_error;
 use super::Executor;
 use crate::DockerError;
 
 impl Executor {
-    /// After a restart: re-adopts the active runs this replica owned (or whose
-    /// owner's lease lapsed). Running containers are followed again from the
+    /// After a restart: re-adopts active runs this replica took over (see
+    /// `Db::adopt_active_runs`) whose containers are on this executor's
+    /// engine. Running containers are followed again from the
     /// last stored log line; containers that exited meanwhile are finalized;
     /// runs with no container fail with the reason; containers of runs that
     /// are not active are removed.
     pub async fn reconcile(
         &self,
-        lease: Duration,
+        runs: Vec<Run>,
     ) -> Result<Vec<tokio::task::JoinHandle<()>>, DockerError> {
-        let runs = self
-            .db
-            .adopt_active_runs(&self.config.owner, lease)
-            .await
-            .map_err(db_error)?;
         let containers = self.engine.run_containers(&self.config.owner).await?;
         let active: HashSet<String> = runs.iter().map(|r| r.id.to_string()).collect();
         for (container, run_id, _) in &containers {

@@ -129,6 +129,36 @@ pub enum WaitReason {
     },
 }
 
+impl WaitReason {
+    /// The same reason with target and node ids replaced by what people call
+    /// them (the placement works on unique ids, people read names).
+    pub fn renamed(
+        mut self,
+        target_name: impl Fn(&str) -> String,
+        node_name: impl Fn(&str) -> String,
+    ) -> WaitReason {
+        match &mut self {
+            WaitReason::UnknownComputeTarget { target }
+            | WaitReason::NoReadyNode { target }
+            | WaitReason::TooLarge { target, .. }
+            | WaitReason::NotEnoughFree { target, .. }
+            | WaitReason::NoNodeFitsAll { target, .. }
+            | WaitReason::GangDoesNotFit { target, .. } => *target = target_name(target),
+            WaitReason::HeldForReservation { target, nodes, .. } => {
+                *target = target_name(target);
+                for node in nodes.iter_mut() {
+                    *node = node_name(node);
+                }
+            }
+            WaitReason::NoContainers
+            | WaitReason::InvalidDemand { .. }
+            | WaitReason::GpuQuota { .. }
+            | WaitReason::RunQuota { .. } => {}
+        }
+        self
+    }
+}
+
 /// `1 GPU`, `2 GPUs`.
 fn count(n: impl Into<f64> + fmt::Display + Copy, one: &str, many: &str) -> String {
     if n.into() == 1.0 {

@@ -3,12 +3,15 @@
 //! cordoned, drained and removed by workspace administrators.
 
 mod nodes;
+mod queue;
 mod targets;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use trainyard_db::compute::{ComputeTarget, Node};
+use trainyard_db::scheduling::Holding;
+use trainyard_db::{Db, DbError};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -22,6 +25,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(nodes::register_node, nodes::list_nodes))
         .routes(routes!(nodes::get_node, nodes::delete_node))
         .routes(routes!(nodes::set_node_state))
+        .routes(routes!(queue::get_queue))
 }
 
 /// Resources a run gets when it asks for none.
@@ -132,13 +136,68 @@ pub struct NodeView {
     pub engine_version: Option<String>,
     /// Its whole capacity.
     pub capacity: NodeCapacity,
+    /// What its active runs hold.
+    pub allocated: NodeAllocation,
+    /// What is left for new runs.
+    pub free: NodeAllocation,
+    /// The runs that hold it now (preparing, starting, running or finalizing).
+    pub running_runs: Vec<Uuid>,
     /// When it was registered.
     pub created_at: DateTime<Utc>,
 }
 
-impl From<Node> for NodeView {
-    fn from(n: Node) -> Self {
+/// Resources of a node held by runs, or free.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct NodeAllocation {
+    /// GPU indexes, ascending.
+    pub gpus: Vec<u32>,
+    /// CPU cores.
+    pub cpus: f64,
+    /// Memory in MiB.
+    pub memory_mb: u64,
+}
+
+impl NodeView {
+    /// The views of `nodes`, with what their active runs hold.
+    pub(super) async fn of(db: &Db, nodes: Vec<Node>) -> Result<Vec<NodeView>, DbError> {
+        let ids: Vec<Uuid> = nodes.iter().map(|n| n.id).collect();
+        let holdings = db.holdings_on_nodes(&ids).await?;
+        Ok(nodes
+            .into_iter()
+            .map(|node| {
+                let on_node: Vec<&Holding> =
+                    holdings.iter().filter(|h| h.node_id == node.id).collect();
+                NodeView::new(node, &on_node)
+            })
+            .collect())
+    }
+
+    /// The view of one node.
+    pub(super) async fn one(db: &Db, node: Node) -> Result<NodeView, DbError> {
+        let mut views = NodeView::of(db, vec![node]).await?;
+        views.pop().ok_or(DbError::NotFound("node"))
+    }
+
+    fn new(n: Node, holdings: &[&Holding]) -> Self {
+        let mut allocated = NodeAllocation::default();
+        for holding in holdings {
+            let placement = &holding.placement.0;
+            allocated.gpus.extend(&placement.gpus);
+            allocated.cpus += placement.cpus.unwrap_or(0.0);
+            allocated.memory_mb += placement.memory_mb.unwrap_or(0);
+        }
+        allocated.gpus.sort_unstable();
+        let gpus = n.gpus.max(0) as u32;
+        let memory_mb = n.memory_mb.max(0) as u64;
+        let free = NodeAllocation {
+            gpus: (0..gpus).filter(|i| !allocated.gpus.contains(i)).collect(),
+            cpus: (n.cpus - allocated.cpus).max(0.0),
+            memory_mb: memory_mb.saturating_sub(allocated.memory_mb),
+        };
         NodeView {
+            allocated,
+            free,
+            running_runs: holdings.iter().map(|h| h.run_id).collect(),
             id: n.id,
             compute_target: n.compute_target,
             name: n.name,

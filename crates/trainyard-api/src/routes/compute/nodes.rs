@@ -125,7 +125,10 @@ pub(super) async fn register_node(
             },
         )
         .await?;
-    Ok((StatusCode::CREATED, AppJson(node.into())))
+    Ok((
+        StatusCode::CREATED,
+        AppJson(NodeView::one(&state.db, node).await?),
+    ))
 }
 
 /// A unix socket, or a TCP address (with TLS files that are absolute paths).
@@ -195,13 +198,7 @@ pub(super) async fn list_nodes(
         .db
         .get_compute_target(workspace_id, &target_name)
         .await?;
-    let items = state
-        .db
-        .list_nodes(&target)
-        .await?
-        .into_iter()
-        .map(Into::into)
-        .collect();
+    let items = NodeView::of(&state.db, state.db.list_nodes(&target).await?).await?;
     Ok(AppJson(NodeList { items }))
 }
 
@@ -227,7 +224,8 @@ pub(super) async fn get_node(
         .db
         .get_compute_target(workspace_id, &target_name)
         .await?;
-    Ok(AppJson(state.db.get_node(&target, &node).await?.into()))
+    let node = state.db.get_node(&target, &node).await?;
+    Ok(AppJson(NodeView::one(&state.db, node).await?))
 }
 
 /// Removes a node from its compute target (workspace administrators).
@@ -303,5 +301,5 @@ pub(super) async fn set_node_state(
         .db
         .set_node_state(&target, &node, &body.state, reason)
         .await?;
-    Ok(AppJson(node.into()))
+    Ok(AppJson(NodeView::one(&state.db, node).await?))
 }

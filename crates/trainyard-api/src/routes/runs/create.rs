@@ -45,12 +45,17 @@ pub struct CreateRun {
     /// The environment: a registered one, or a spec given inline.
     #[serde(default)]
     pub environment: Option<EnvironmentChoice>,
-    /// The compute target; the local node when absent.
+    /// The compute target; the server's own engine when absent or `local`.
+    /// A named target must exist in the workspace.
     #[serde(default)]
     pub compute_target: Option<String>,
-    /// GPUs, CPUs and memory the run needs.
+    /// GPUs, CPUs and memory the run needs; on a compute target, what is
+    /// left out comes from the target's defaults.
     #[serde(default)]
-    pub resources: Resources,
+    pub resources: ResourcesRequest,
+    /// Higher goes first on its compute target (-1000 to 1000, default 0).
+    #[serde(default)]
+    pub priority: i32,
     /// Variables for the run's process.
     #[serde(default)]
     pub environment_variables: BTreeMap<String, String>,
@@ -61,6 +66,22 @@ pub struct CreateRun {
     /// or command becomes the input's path in the container.
     #[serde(default)]
     pub inputs: Vec<InputRequest>,
+}
+
+/// What a run asks for; absent amounts are the compute target's defaults
+/// (on the server's own engine: no GPUs, no CPU or memory limit).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcesRequest {
+    /// Whole GPUs.
+    #[serde(default)]
+    pub gpus: Option<u32>,
+    /// CPU cores (fractions allowed).
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    /// Memory in MiB.
+    #[serde(default)]
+    pub memory_mb: Option<u64>,
 }
 
 /// A dataset a run reads.
@@ -159,6 +180,8 @@ async fn executable_spec(
     if records_only {
         return Ok((serde_json::json!({}), Vec::new()));
     }
+    let (compute_target, resources) =
+        resolve_compute(db, workspace_id, body.compute_target, body.resources).await?;
     let inputs = resolve_inputs(db, workspace_id, body.inputs).await?;
     let environment = resolve_environment(db, workspace_id, body.environment).await?;
     let spec = RunSpec {
@@ -167,8 +190,9 @@ async fn executable_spec(
         command: body.command,
         arguments: body.arguments,
         environment,
-        compute_target: body.compute_target,
-        resources: body.resources,
+        compute_target,
+        resources,
+        priority: body.priority,
         environment_variables: body.environment_variables,
         time_limit_seconds: body.time_limit_seconds,
         inputs,
@@ -189,6 +213,45 @@ async fn executable_spec(
     }
     let value = serde_json::to_value(&spec).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok((value, spec.inputs))
+}
+
+/// The run's compute target (`None`: the server's own engine) and its
+/// resources with the target's defaults filled in.
+async fn resolve_compute(
+    db: &Db,
+    workspace_id: uuid::Uuid,
+    target: Option<String>,
+    asked: ResourcesRequest,
+) -> Result<(Option<String>, Resources), ApiError> {
+    let name = target.filter(|name| !name.is_empty() && name != "local");
+    let Some(name) = name else {
+        let resources = Resources {
+            gpus: asked.gpus.unwrap_or(0),
+            cpus: asked.cpus,
+            memory_mb: asked.memory_mb,
+        };
+        return Ok((None, resources));
+    };
+    let target = db
+        .get_compute_target(workspace_id, &name)
+        .await
+        .map_err(|err| match err {
+            DbError::NotFound(_) => ApiError::invalid(
+                "compute_target",
+                "no compute target with this name in the workspace (leave it out, or use 'local', to run on the server's own engine)",
+            ),
+            other => other.into(),
+        })?;
+    let resources = Resources {
+        gpus: asked.gpus.unwrap_or(target.default_gpus.max(0) as u32),
+        cpus: Some(asked.cpus.unwrap_or(target.default_cpus)),
+        memory_mb: Some(
+            asked
+                .memory_mb
+                .unwrap_or(target.default_memory_mb.max(0) as u64),
+        ),
+    };
+    Ok((Some(target.name), resources))
 }
 
 /// Resolves each input to a dataset version of the workspace.

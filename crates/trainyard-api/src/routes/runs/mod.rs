@@ -12,7 +12,7 @@ mod logs;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use trainyard_core::RunStatus;
+use trainyard_core::{RunPlacement, RunStatus};
 use trainyard_db::runs::Run;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -74,6 +74,12 @@ pub struct RunView {
     pub started_at: Option<DateTime<Utc>>,
     /// When it ended.
     pub ended_at: Option<DateTime<Utc>>,
+    /// Its node and the GPU indexes, CPUs and memory it holds there, once a
+    /// compute target's scheduler placed it.
+    pub placement: Option<RunPlacement>,
+    /// Why it still waits, while it is Queued on a compute target (e.g.
+    /// "needs 2 GPUs; the largest free on gpucluster is 1").
+    pub wait_reason: Option<String>,
 }
 
 impl From<Run> for RunView {
@@ -94,6 +100,8 @@ impl From<Run> for RunView {
             created_at: r.created_at,
             started_at: r.started_at,
             ended_at: r.ended_at,
+            placement: r.placement.map(|p| p.0),
+            wait_reason: r.wait_reason,
         }
     }
 }

@@ -1,0 +1,340 @@
+//! From the database's picture of the compute targets to the input of
+//! [`placement::plan`], and from its plan back to what is stored: a
+//! placement per started run, a sentence per waiting one. Pure, so the
+//! accounting (what is free on a node) is tested without a database.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use trainyard_core::{Resources, RunPlacement};
+use trainyard_db::scheduling::{ClusterState, SchedNode};
+use uuid::Uuid;
+
+use crate::placement::{
+    self, Capacity, ContainerDemand, Node, NodeState, PlacementConfig, PlacementInput, Quota,
+    WaitingRun, WorkspaceState,
+};
+
+/// What one pass decided, ready to store.
+#[derive(Debug, Default)]
+pub struct Decisions {
+    /// Runs to start, with where.
+    pub placements: Vec<(Uuid, RunPlacement)>,
+    /// Runs that wait, with why.
+    pub waits: Vec<(Uuid, String)>,
+}
+
+/// Plans one pass over `state`.
+pub fn decide(state: &ClusterState, config: PlacementConfig) -> Decisions {
+    let input = placement_input(state, config);
+    let plan = placement::plan(&input);
+    let nodes: HashMap<String, &SchedNode> =
+        state.nodes.iter().map(|n| (n.id.to_string(), n)).collect();
+    let target_names: HashMap<String, &str> = state
+        .queued
+        .iter()
+        .map(|r| {
+            let key = target_key(r.compute_target_id, &r.compute_target);
+            (key, r.compute_target.as_str())
+        })
+        .collect();
+    let runs: HashMap<Uuid, Resources> = state
+        .queued
+        .iter()
+        .map(|r| (r.id, spec_fields(&r.spec.0).0))
+        .collect();
+    let mut decisions = Decisions::default();
+    for assignment in plan.assignments {
+        // One container per run until distributed training places gangs.
+        let Some(container) = assignment.containers.first() else {
+            continue;
+        };
+        let Some(node) = nodes.get(&container.node_id) else {
+            continue;
+        };
+        let resources = runs.get(&assignment.run_id).cloned().unwrap_or_default();
+        decisions.placements.push((
+            assignment.run_id,
+            RunPlacement {
+                node_id: node.id,
+                node: node.name.clone(),
+                compute_target: node.compute_target.clone(),
+                gpus: container.gpus.clone(),
+                gpu_mode: node.gpu_mode.clone(),
+                cpus: resources.cpus,
+                memory_mb: resources.memory_mb,
+            },
+        ));
+    }
+    for waiting in plan.waiting {
+        let reason = waiting.reason.renamed(
+            |key| {
+                target_names
+                    .get(key)
+                    .map_or_else(|| key.to_string(), |n| n.to_string())
+            },
+            |id| {
+                nodes
+                    .get(id)
+                    .map_or_else(|| id.to_string(), |n| n.name.clone())
+            },
+        );
+        decisions.waits.push((waiting.run_id, reason.to_string()));
+    }
+    decisions
+}
+
+/// The placement input: each node's free capacity is its declared capacity
+/// less what its active runs hold.
+pub fn placement_input(state: &ClusterState, config: PlacementConfig) -> PlacementInput {
+    let mut held_gpus: HashMap<Uuid, BTreeSet<u32>> = HashMap::new();
+    let mut held_cpus: HashMap<Uuid, f64> = HashMap::new();
+    let mut held_memory: HashMap<Uuid, u64> = HashMap::new();
+    let mut workspaces: BTreeMap<Uuid, WorkspaceState> = BTreeMap::new();
+    for holding in &state.holdings {
+        let placement = &holding.placement.0;
+        held_gpus
+            .entry(holding.node_id)
+            .or_default()
+            .extend(&placement.gpus);
+        *held_cpus.entry(holding.node_id).or_default() += placement.cpus.unwrap_or(0.0);
+        *held_memory.entry(holding.node_id).or_default() += placement.memory_mb.unwrap_or(0);
+        let usage = workspaces.entry(holding.workspace_id).or_default();
+        usage.running_runs += 1;
+        usage.gpus_in_use += placement.gpus.len() as u32;
+    }
+    for limits in &state.limits {
+        workspaces.entry(limits.id).or_default().quota = Quota {
+            max_gpus: limits.max_gpus.map(|n| n.max(0) as u32),
+            max_runs: limits.max_runs.map(|n| n.max(0) as u32),
+        };
+    }
+    let nodes = state
+        .nodes
+        .iter()
+        .map(|n| {
+            let gpus = n.gpus.max(0) as u32;
+            let memory_mb = n.memory_mb.max(0) as u64;
+            let held = held_gpus.get(&n.id);
+            Node {
+                id: n.id.to_string(),
+                compute_target: n.compute_target_id.to_string(),
+                state: node_state(n),
+                total: Capacity {
+                    gpus,
+                    cpus: n.cpus,
+                    memory_mb,
+                },
+                free_gpus: (0..gpus)
+                    .filter(|i| !held.is_some_and(|h| h.contains(i)))
+                    .collect(),
+                free_cpus: n.cpus - held_cpus.get(&n.id).copied().unwrap_or(0.0),
+                free_memory_mb: memory_mb
+                    .saturating_sub(held_memory.get(&n.id).copied().unwrap_or(0)),
+                free_ports: None,
+            }
+        })
+        .collect();
+    let runs = state
+        .queued
+        .iter()
+        .map(|r| {
+            let (resources, priority) = spec_fields(&r.spec.0);
+            WaitingRun {
+                id: r.id,
+                workspace_id: r.workspace_id,
+                compute_target: target_key(r.compute_target_id, &r.compute_target),
+                priority,
+                sequence: r.created_at.timestamp_micros().max(0) as u64,
+                waited_passes: r.waited_passes.max(0) as u32,
+                containers: vec![ContainerDemand {
+                    gpus: resources.gpus,
+                    cpus: resources.cpus.unwrap_or(0.0),
+                    memory_mb: resources.memory_mb.unwrap_or(0),
+                    ports: 0,
+                }],
+            }
+        })
+        .collect();
+    PlacementInput {
+        nodes,
+        runs,
+        workspaces,
+        config,
+    }
+}
+
+/// A node takes work when it is ready and its engine was not found down.
+fn node_state(node: &SchedNode) -> NodeState {
+    match (node.state.as_str(), node.health.as_str()) {
+        ("down", _) | (_, "down") => NodeState::Down,
+        ("ready", _) => NodeState::Ready,
+        _ => NodeState::Cordoned,
+    }
+}
+
+/// The key of a run's compute target: its id, or (when the run names a
+/// target that no longer exists) a key no node has.
+fn target_key(id: Option<Uuid>, name: &str) -> String {
+    match id {
+        Some(id) => id.to_string(),
+        None => format!("missing:{name}"),
+    }
+}
+
+/// A queued run's resources and priority, from its stored spec.
+fn spec_fields(spec: &serde_json::Value) -> (Resources, i32) {
+    let resources = spec
+        .get("resources")
+        .and_then(|r| serde_json::from_value(r.clone()).ok())
+        .unwrap_or_default();
+    let priority = spec
+        .get("priority")
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or(0) as i32;
+    (resources, priority)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use sqlx::types::Json;
+    use trainyard_db::scheduling::{Holding, QueuedRun, WorkspaceLimits};
+
+    fn node(target: Uuid, name: &str, gpus: i32) -> SchedNode {
+        SchedNode {
+            id: Uuid::new_v4(),
+            name: name.into(),
+            compute_target_id: target,
+            compute_target: "gpucluster".into(),
+            gpu_mode: "simulated".into(),
+            gpus,
+            cpus: 8.0,
+            memory_mb: 16_384,
+            state: "ready".into(),
+            health: "up".into(),
+        }
+    }
+
+    fn queued(ws: Uuid, target: Option<Uuid>, gpus: u32) -> QueuedRun {
+        QueuedRun {
+            id: Uuid::new_v4(),
+            workspace_id: ws,
+            compute_target_id: target,
+            compute_target: "gpucluster".into(),
+            spec: Json(
+                serde_json::json!({"resources": {"gpus": gpus, "cpus": 1.0, "memory_mb": 1024}}),
+            ),
+            created_at: Utc::now(),
+            waited_passes: 0,
+        }
+    }
+
+    fn holding(ws: Uuid, node: &SchedNode, gpus: Vec<u32>) -> Holding {
+        Holding {
+            run_id: Uuid::new_v4(),
+            workspace_id: ws,
+            node_id: node.id,
+            placement: Json(RunPlacement {
+                node_id: node.id,
+                node: node.name.clone(),
+                compute_target: node.compute_target.clone(),
+                gpus,
+                gpu_mode: node.gpu_mode.clone(),
+                cpus: Some(2.0),
+                memory_mb: Some(4096),
+            }),
+        }
+    }
+
+    #[test]
+    fn held_gpus_cpus_and_memory_are_not_free() {
+        let target = Uuid::new_v4();
+        let ws = Uuid::new_v4();
+        let gpu1 = node(target, "gpu-1", 4);
+        let state = ClusterState {
+            holdings: vec![holding(ws, &gpu1, vec![0, 2])],
+            nodes: vec![gpu1],
+            ..Default::default()
+        };
+        let input = placement_input(&state, PlacementConfig::default());
+        assert_eq!(input.nodes[0].free_gpus, vec![1, 3]);
+        assert_eq!(input.nodes[0].free_cpus, 6.0);
+        assert_eq!(input.nodes[0].free_memory_mb, 12_288);
+        assert_eq!(input.workspaces[&ws].gpus_in_use, 2);
+        assert_eq!(input.workspaces[&ws].running_runs, 1);
+    }
+
+    #[test]
+    fn a_run_gets_free_gpus_and_a_too_large_one_says_why_by_name() {
+        let target = Uuid::new_v4();
+        let ws = Uuid::new_v4();
+        let gpu1 = node(target, "gpu-1", 2);
+        let fits = queued(ws, Some(target), 1);
+        let too_large = queued(ws, Some(target), 4);
+        let state = ClusterState {
+            holdings: vec![holding(ws, &gpu1, vec![0])],
+            nodes: vec![gpu1],
+            queued: vec![fits.clone(), too_large.clone()],
+            limits: vec![],
+        };
+        let decisions = decide(&state, PlacementConfig::default());
+        assert_eq!(decisions.placements.len(), 1);
+        let (run, placement) = &decisions.placements[0];
+        assert_eq!(*run, fits.id);
+        assert_eq!(placement.gpus, vec![1]);
+        assert_eq!(placement.node, "gpu-1");
+        assert_eq!(placement.cpus, Some(1.0));
+        assert_eq!(
+            decisions.waits,
+            vec![(
+                too_large.id,
+                "needs 4 GPUs; the largest Ready node of gpucluster has 2 in all".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn down_cordoned_and_missing_targets_take_nothing() {
+        let target = Uuid::new_v4();
+        let ws = Uuid::new_v4();
+        let mut down = node(target, "gpu-1", 8);
+        down.health = "down".into();
+        let mut cordoned = node(target, "gpu-2", 8);
+        cordoned.state = "draining".into();
+        let on_target = queued(ws, Some(target), 1);
+        let mut missing = queued(ws, None, 1);
+        missing.compute_target = "gone".into();
+        let state = ClusterState {
+            nodes: vec![down, cordoned],
+            queued: vec![on_target, missing],
+            ..Default::default()
+        };
+        let decisions = decide(&state, PlacementConfig::default());
+        assert!(decisions.placements.is_empty());
+        let reasons: Vec<&str> = decisions.waits.iter().map(|(_, r)| r.as_str()).collect();
+        assert!(reasons.contains(&"no Ready node in compute target gpucluster"));
+        assert!(reasons.contains(&"no node in compute target gone"));
+    }
+
+    #[test]
+    fn a_workspace_gpu_quota_holds_runs_back() {
+        let target = Uuid::new_v4();
+        let ws = Uuid::new_v4();
+        let gpu1 = node(target, "gpu-1", 8);
+        let state = ClusterState {
+            holdings: vec![holding(ws, &gpu1, vec![0, 1])],
+            nodes: vec![gpu1],
+            queued: vec![queued(ws, Some(target), 1)],
+            limits: vec![WorkspaceLimits {
+                id: ws,
+                max_gpus: Some(2),
+                max_runs: None,
+            }],
+        };
+        let decisions = decide(&state, PlacementConfig::default());
+        assert!(decisions.placements.is_empty());
+        assert!(decisions.waits[0]
+            .1
+            .starts_with("workspace quota: 2 GPUs at once"));
+    }
+}
