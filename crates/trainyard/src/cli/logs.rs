@@ -4,7 +4,7 @@ use clap::Args;
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::client::{Client, ConnectionArgs};
@@ -131,8 +131,7 @@ pub async fn wait_command(args: WaitArgs) -> anyhow::Result<i32> {
     wait(&client, args.run_id).await
 }
 
-/// How often a Queued run is asked for why it waits (sooner when the log
-/// stream reports a new status).
+/// How often a Queued run is asked for why it waits.
 const QUEUE_POLL: Duration = Duration::from_secs(2);
 
 /// Follows a run to its end: log lines (every source) on standard output,
@@ -140,24 +139,24 @@ const QUEUE_POLL: Duration = Duration::from_secs(2);
 /// why it waits and, once placed, on which node. Returns 0 for Completed, 1
 /// for Failed, 2 for Canceled.
 pub async fn wait(client: &Client, run_id: Uuid) -> anyhow::Result<i32> {
-    let status_changed = Notify::new();
+    let (status_tx, status_rx) = watch::channel(None::<String>);
     let follow = sse::follow(client, run_id, &[], |update| {
         match update {
             Update::Line(line) => print_line(&line)?,
             Update::Status(status) => {
                 eprintln!("==> {status}");
-                status_changed.notify_one();
+                status_tx.send_replace(Some(status));
             }
         }
         Ok(())
     });
-    let watch = watch_queue(client, run_id, &status_changed);
-    tokio::pin!(follow, watch);
+    let queue = watch_queue(client, run_id, status_rx);
+    tokio::pin!(follow, queue);
     let mut watching = true;
     let ended = loop {
         tokio::select! {
             ended = &mut follow => break ended?,
-            () = &mut watch, if watching => watching = false,
+            () = &mut queue, if watching => watching = false,
         }
     };
     let run: Value = client.get(&["runs", &run_id.to_string()], &[]).await?;
@@ -173,23 +172,32 @@ pub async fn wait(client: &Client, run_id: Uuid) -> anyhow::Result<i32> {
     Ok(exit_code(&status))
 }
 
-/// Asks for the run while it is Queued and prints why it waits whenever
-/// that changes, then where it was placed; returns once it left the queue.
-/// Errors are not fatal here (the log stream reports the run's end).
-async fn watch_queue(client: &Client, run_id: Uuid, status_changed: &Notify) {
+/// While the log stream says the run is Queued, reads the run every
+/// [`QUEUE_POLL`] and prints why it waits whenever that changes; once it
+/// leaves the queue, reads it once more and prints where it was placed.
+/// A run never seen Queued is not read. Errors are not fatal here (the log
+/// stream reports the run's end).
+async fn watch_queue(client: &Client, run_id: Uuid, mut status: watch::Receiver<Option<String>>) {
     let id = run_id.to_string();
-    let mut watch = QueueWatch::default();
+    let mut seen = QueueWatch::default();
+    let mut seen_queued = false;
     loop {
-        // The first status comes with the stream's start: wait for it, so
-        // that `==> Queued` comes before why.
+        // A new status (the first comes with the stream's start), or time for another look.
         tokio::select! {
-            () = status_changed.notified() => {}
+            changed = status.changed() => if changed.is_err() { return },
             () = tokio::time::sleep(QUEUE_POLL) => {}
+        }
+        let now = status.borrow_and_update().clone();
+        match now.as_deref() {
+            None => continue,
+            Some("Queued") => seen_queued = true,
+            Some(_) if !seen_queued => return,
+            Some(_) => {} // one more look, for the placement
         }
         let Ok(run) = client.get::<Value>(&["runs", &id], &[]).await else {
             continue;
         };
-        let (messages, done) = watch.observe(&run);
+        let (messages, done) = seen.observe(&run);
         for message in messages {
             eprintln!("{message}");
         }
