@@ -33,6 +33,9 @@ enum Command {
     /// Submits, follows, inspects and cancels runs.
     #[command(subcommand)]
     Run(cli::run::RunCommand),
+    /// Manages compute targets, their nodes (cordon, drain) and shows their queues.
+    #[command(subcommand)]
+    Compute(cli::compute::ComputeCommand),
     /// Lists datastores, uploads folders to them and downloads their files.
     #[command(subcommand)]
     Datastore(cli::datastore::DatastoreCommand),
@@ -59,6 +62,7 @@ fn main() -> anyhow::Result<()> {
             runtime()?.block_on(serve::migrate(config))
         }
         Command::Run(command) => cli::exit(runtime()?.block_on(cli::run::execute(command))),
+        Command::Compute(command) => cli::exit(runtime()?.block_on(cli::compute::execute(command))),
         Command::Datastore(command) => {
             cli::exit(runtime()?.block_on(cli::datastore::execute(command)))
         }

@@ -5,17 +5,23 @@ The follower reads ``GET …/runs/{id}/logs/follow``: ``line`` events (JSON
 ``end`` event. When the stream breaks before ``end`` it reconnects; the
 server starts again from the first line, and lines already shown (by
 ``(source, seq)``) are skipped, so nothing is printed twice.
+
+While a run waits in a compute target's queue, :class:`QueueWatcher` reads
+the run alongside the stream and reports why it waits (``wait_reason``,
+whenever that changes) and where it was placed (``placement``).
 """
 
 import json
 import sys
+import threading
 import time
-from typing import Any, Callable, Dict, Optional, TextIO
+from typing import Any, Callable, Dict, List, Optional, TextIO, Tuple
 
 from ._http import HttpClient, iter_sse
 from .exceptions import TrainyardError
 
-__all__ = ["TERMINAL_STATUSES", "follow_log", "poll_until_ended", "print_line"]
+__all__ = ["TERMINAL_STATUSES", "QueueWatcher", "follow_log", "placement_text",
+           "poll_until_ended", "print_line"]
 
 #: Statuses a run never leaves.
 TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Canceled"})
@@ -24,6 +30,8 @@ TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Canceled"})
 MAX_RECONNECTS = 5
 #: Longest socket read while following; the server sends keep-alives every 15 s.
 READ_TIMEOUT = 60.0
+#: Seconds between looks at a Queued run (sooner when its status changes).
+QUEUE_POLL = 2.0
 
 
 def print_line(line: Dict[str, Any], out: Optional[TextIO] = None) -> None:
@@ -121,3 +129,99 @@ def poll_until_ended(get_status: Callable[[], str], deadline: Optional[float] = 
         left = _remaining(deadline)
         time.sleep(interval if left is None else min(interval, left))
         interval = min(max_interval, interval * 1.5)
+
+
+def placement_text(placement: Dict[str, Any]) -> str:
+    """``gpu-1 (GPUs 0,3)``: the node a run was placed on, and its GPUs."""
+    node = placement.get("node") or "?"
+    gpus = [str(g) for g in placement.get("gpus") or []]
+    if not gpus:
+        return str(node)
+    return f"{node} (GPU{'s' if len(gpus) > 1 else ''} {','.join(gpus)})"
+
+
+class QueueWatcher:
+    """Reports a run's place in its compute target's queue: why it waits,
+    each time that changes, then the node it was placed on.
+
+    :meth:`observe` is the pure part (a run's JSON in, lines out);
+    :meth:`start` runs it on a thread. The thread is told each status the
+    log stream reports (:meth:`status`); while that is ``Queued`` it reads
+    the run every ``QUEUE_POLL`` seconds, and once more when the run leaves
+    the queue (for its placement). A run never seen Queued is not read.
+    """
+
+    def __init__(self, get_run: Optional[Callable[[], Dict[str, Any]]] = None,
+                 emit: Optional[Callable[[str], None]] = None,
+                 interval: Optional[float] = None) -> None:
+        self._get_run = get_run
+        self._emit = emit
+        self._interval = QUEUE_POLL if interval is None else interval
+        self._reason: Optional[str] = None
+        self._status: Optional[str] = None
+        self._nudged = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def observe(self, run: Dict[str, Any]) -> Tuple[List[str], bool]:
+        """The lines a new look at the run calls for, and whether the watch is
+        over (the run was placed, or left the queue without a placement: a
+        run without a compute target, or one that ended)."""
+        lines: List[str] = []
+        status = run.get("status")
+        if status == "Queued":
+            reason = run.get("wait_reason") or None
+            if reason is not None and reason != self._reason:
+                lines.append(f"==> Queued: {reason}")
+            self._reason = reason
+        placement = run.get("placement")
+        if isinstance(placement, dict):
+            lines.append(f"==> placed on {placement_text(placement)}")
+            return lines, True
+        return lines, status != "Queued"
+
+    def status(self, status: str) -> None:
+        """The log stream reported a status: look now."""
+        self._status = status
+        self._nudged.set()
+
+    def start(self) -> "QueueWatcher":
+        """Starts watching on a daemon thread."""
+        self._thread = threading.Thread(target=self._loop, name="trainyard-queue-watch",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stops watching (waits briefly for the thread)."""
+        self._stopped.set()
+        self._nudged.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+
+    def _loop(self) -> None:
+        assert self._get_run is not None and self._emit is not None
+        seen_queued = False
+        while not self._stopped.is_set():
+            self._nudged.wait(self._interval)
+            self._nudged.clear()
+            status = self._status
+            if self._stopped.is_set():
+                return
+            if status is None:
+                continue  # the stream has not said yet
+            if status == "Queued":
+                seen_queued = True
+            elif not seen_queued:
+                return
+            try:
+                run = self._get_run()
+            except Exception:  # noqa: BLE001 - informative only; the stream reports the end
+                continue
+            lines, done = self.observe(run)
+            for line in lines:
+                if self._stopped.is_set():
+                    return
+                self._emit(line)
+            if done:
+                return

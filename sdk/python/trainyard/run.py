@@ -6,6 +6,7 @@ is the run itself (from ``TRAINYARD_RUN_ID`` and friends); elsewhere it is an
 """
 
 import os
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Union
@@ -28,6 +29,12 @@ _CONTEXT_VARIABLES = ("TRAINYARD_RUN_ID", "TRAINYARD_API_URL", "TRAINYARD_WORKSP
                       "TRAINYARD_TOKEN")
 _context_runs: Dict[tuple, Any] = {}
 _context_lock = threading.Lock()
+
+
+def _print_now(text: str) -> None:
+    """One line to standard output, written whole (two threads print while following)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 class Run(LoggingMixin, RunFilesMixin):
@@ -152,9 +159,18 @@ class Run(LoggingMixin, RunFilesMixin):
 
     def get_details(self) -> Dict[str, Any]:
         """The run as the server shows it: ``status``, ``error``, ``exit_code``, ``spec``,
-        ``tags``, ``properties``, ``created_at``, ``started_at``, ``ended_at``, …"""
+        ``tags``, ``properties``, ``created_at``, ``started_at``, ``ended_at``, …
+
+        A run submitted to a compute target also has ``wait_reason`` (while
+        it is Queued, why it waits, e.g. ``"needs 2 GPUs; the largest free on
+        gpucluster is 1"``; otherwise None) and ``placement`` (None until it
+        is placed, then ``{"node", "compute_target", "gpus", "cpus",
+        "memory_mb"}``). Both are None when the server does not send them."""
         self._view = self._workspace._http.get(self._path())
-        return dict(self._view)
+        details = dict(self._view)
+        details.setdefault("wait_reason", None)
+        details.setdefault("placement", None)
+        return details
 
     def get_status(self) -> str:
         """The run's status: ``Queued``, ``Preparing``, ``Starting``, ``Running``,
@@ -171,7 +187,10 @@ class Run(LoggingMixin, RunFilesMixin):
         """Waits for the run to end; returns its details.
 
         Args:
-            show_output: Print stage changes and the log (every source) live.
+            show_output: Print stage changes and the log (every source) live;
+                while the run waits in a compute target's queue, why it waits
+                (``==> Queued: needs 2 GPUs; …``, each time that changes) and
+                then where it was placed (``==> placed on gpu-1 (GPUs 0,3)``).
             raise_on_error: Raise when the run did not end ``Completed``.
             timeout: Seconds to wait at most (``TimeoutError`` after that).
 
@@ -190,8 +209,12 @@ class Run(LoggingMixin, RunFilesMixin):
         if show_output:
             print(f"RunId: {self._id}\nWeb View: {self.get_portal_url()}\n", flush=True)
 
+            http, run_path = self._workspace._http, self._path()
+            watcher = _follow.QueueWatcher(lambda: http.get(run_path), _print_now)
+
             def on_status(status: str) -> None:
-                print(f"==> {status}", flush=True)
+                _print_now(f"==> {status}")
+                watcher.status(status)
 
             def is_ended() -> bool:
                 try:
@@ -201,8 +224,12 @@ class Run(LoggingMixin, RunFilesMixin):
                         return False
                     raise
 
-            _follow.follow_log(self._workspace._http, self._path(), _follow.print_line,
-                               on_status, deadline, is_ended)
+            watcher.start()
+            try:
+                _follow.follow_log(self._workspace._http, self._path(), _follow.print_line,
+                                   on_status, deadline, is_ended)
+            finally:
+                watcher.stop()
         else:
             _follow.poll_until_ended(self.get_status, deadline)
         details = self.get_details()

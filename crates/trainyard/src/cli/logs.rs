@@ -3,6 +3,8 @@
 use clap::Args;
 use serde::Deserialize;
 use serde_json::Value;
+use std::time::Duration;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::client::{Client, ConnectionArgs};
@@ -129,18 +131,34 @@ pub async fn wait_command(args: WaitArgs) -> anyhow::Result<i32> {
     wait(&client, args.run_id).await
 }
 
+/// How often a Queued run is asked for why it waits.
+const QUEUE_POLL: Duration = Duration::from_secs(2);
+
 /// Follows a run to its end: log lines (every source) on standard output,
-/// stage changes and the outcome on standard error. Returns 0 for
-/// Completed, 1 for Failed, 2 for Canceled.
+/// stage changes and the outcome on standard error; while the run is Queued,
+/// why it waits and, once placed, on which node. Returns 0 for Completed, 1
+/// for Failed, 2 for Canceled.
 pub async fn wait(client: &Client, run_id: Uuid) -> anyhow::Result<i32> {
-    let ended = sse::follow(client, run_id, &[], |update| {
+    let (status_tx, status_rx) = watch::channel(None::<String>);
+    let follow = sse::follow(client, run_id, &[], |update| {
         match update {
             Update::Line(line) => print_line(&line)?,
-            Update::Status(status) => eprintln!("==> {status}"),
+            Update::Status(status) => {
+                eprintln!("==> {status}");
+                status_tx.send_replace(Some(status));
+            }
         }
         Ok(())
-    })
-    .await?;
+    });
+    let queue = watch_queue(client, run_id, status_rx);
+    tokio::pin!(follow, queue);
+    let mut watching = true;
+    let ended = loop {
+        tokio::select! {
+            ended = &mut follow => break ended?,
+            () = &mut queue, if watching => watching = false,
+        }
+    };
     let run: Value = client.get(&["runs", &run_id.to_string()], &[]).await?;
     let status = run["status"].as_str().unwrap_or(&ended).to_string();
     let mut summary = format!("run {run_id} {status}");
@@ -154,6 +172,88 @@ pub async fn wait(client: &Client, run_id: Uuid) -> anyhow::Result<i32> {
     Ok(exit_code(&status))
 }
 
+/// While the log stream says the run is Queued, reads the run every
+/// [`QUEUE_POLL`] and prints why it waits whenever that changes; once it
+/// leaves the queue, reads it once more and prints where it was placed.
+/// A run never seen Queued is not read. Errors are not fatal here (the log
+/// stream reports the run's end).
+async fn watch_queue(client: &Client, run_id: Uuid, mut status: watch::Receiver<Option<String>>) {
+    let id = run_id.to_string();
+    let mut seen = QueueWatch::default();
+    let mut seen_queued = false;
+    loop {
+        // A new status (the first comes with the stream's start), or time for another look.
+        tokio::select! {
+            changed = status.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(QUEUE_POLL) => {}
+        }
+        let now = status.borrow_and_update().clone();
+        match now.as_deref() {
+            None => continue,
+            Some("Queued") => seen_queued = true,
+            Some(_) if !seen_queued => return,
+            Some(_) => {} // one more look, for the placement
+        }
+        let Ok(run) = client.get::<Value>(&["runs", &id], &[]).await else {
+            continue;
+        };
+        let (messages, done) = seen.observe(&run);
+        for message in messages {
+            eprintln!("{message}");
+        }
+        if done {
+            return;
+        }
+    }
+}
+
+/// What `run wait` has said about a run's place in the queue.
+#[derive(Debug, Default)]
+struct QueueWatch {
+    reason: Option<String>,
+}
+
+impl QueueWatch {
+    /// The lines a new look at the run calls for, and whether there is
+    /// nothing more to watch (it was placed, or left the queue without a
+    /// placement: a run without a compute target, or one that ended).
+    fn observe(&mut self, run: &Value) -> (Vec<String>, bool) {
+        let mut messages = Vec::new();
+        let status = run["status"].as_str().unwrap_or_default();
+        if status == "Queued" {
+            let reason = run["wait_reason"].as_str().filter(|r| !r.is_empty());
+            if let Some(reason) = reason {
+                if self.reason.as_deref() != Some(reason) {
+                    messages.push(format!("==> Queued: {reason}"));
+                }
+            }
+            self.reason = reason.map(str::to_string);
+        }
+        if let Some(placement) = run.get("placement").filter(|p| p.is_object()) {
+            messages.push(placement_line(placement));
+            return (messages, true);
+        }
+        (messages, status != "Queued")
+    }
+}
+
+/// `==> placed on gpu-1 (GPUs 0,3)`.
+fn placement_line(placement: &Value) -> String {
+    let node = placement["node"].as_str().unwrap_or("?");
+    let gpus: Vec<String> = placement["gpus"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_u64)
+        .map(|g| g.to_string())
+        .collect();
+    match gpus.as_slice() {
+        [] => format!("==> placed on {node}"),
+        [gpu] => format!("==> placed on {node} (GPU {gpu})"),
+        gpus => format!("==> placed on {node} (GPUs {})", gpus.join(",")),
+    }
+}
+
 /// The exit code `run wait` ends with for a final status.
 fn exit_code(status: &str) -> i32 {
     match status {
@@ -165,10 +265,66 @@ fn exit_code(status: &str) -> i32 {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use serde_json::json;
+
     #[test]
     fn only_completed_runs_exit_zero() {
         assert_eq!(super::exit_code("Completed"), 0);
         assert_eq!(super::exit_code("Failed"), 1);
         assert_eq!(super::exit_code("Canceled"), 2);
+    }
+
+    #[test]
+    fn wait_reasons_are_said_when_they_change_then_the_placement() {
+        let mut watch = QueueWatch::default();
+        let queued =
+            |reason: Value| json!({"status": "Queued", "wait_reason": reason, "placement": null});
+        assert_eq!(watch.observe(&queued(Value::Null)), (vec![], false));
+        let busy = json!("needs 2 GPUs; the largest free on gpucluster is 1");
+        assert_eq!(
+            watch.observe(&queued(busy.clone())),
+            (
+                vec!["==> Queued: needs 2 GPUs; the largest free on gpucluster is 1".to_string()],
+                false
+            )
+        );
+        assert_eq!(watch.observe(&queued(busy.clone())), (vec![], false));
+        assert_eq!(
+            watch
+                .observe(&queued(json!("gpucluster has no ready node")))
+                .0,
+            ["==> Queued: gpucluster has no ready node"]
+        );
+        // Back to an earlier reason: said again.
+        assert_eq!(watch.observe(&queued(busy)).0.len(), 1);
+        let placed = json!({"status": "Preparing", "wait_reason": null, "placement": {
+            "node": "gpu-1", "compute_target": "gpucluster", "gpus": [0, 3],
+            "cpus": 2.0, "memory_mb": 4096}});
+        assert_eq!(
+            watch.observe(&placed),
+            (vec!["==> placed on gpu-1 (GPUs 0,3)".to_string()], true)
+        );
+    }
+
+    #[test]
+    fn runs_without_a_compute_target_end_the_watch_silently() {
+        let mut watch = QueueWatch::default();
+        // A server without the new fields, or a run on the local executor.
+        assert_eq!(watch.observe(&json!({"status": "Queued"})), (vec![], false));
+        assert_eq!(watch.observe(&json!({"status": "Running"})), (vec![], true));
+        assert_eq!(
+            QueueWatch::default().observe(&json!({"status": "Canceled", "placement": null})),
+            (vec![], true)
+        );
+    }
+
+    #[test]
+    fn placements_name_the_node_and_its_gpus() {
+        let line = |gpus: Value| placement_line(&json!({"node": "cpu-1", "gpus": gpus}));
+        assert_eq!(line(json!([])), "==> placed on cpu-1");
+        assert_eq!(line(Value::Null), "==> placed on cpu-1");
+        assert_eq!(line(json!([5])), "==> placed on cpu-1 (GPU 5)");
+        assert_eq!(line(json!([0, 3])), "==> placed on cpu-1 (GPUs 0,3)");
     }
 }

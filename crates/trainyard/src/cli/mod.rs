@@ -1,8 +1,9 @@
-//! The command-line client: `trainyard run …`, `trainyard env …` and
-//! `trainyard images …`. Results go to standard output, progress and errors
+//! The command-line client: `trainyard run …`, `trainyard compute …`,
+//! `trainyard env …` and `trainyard images …`. Results go to standard output, progress and errors
 //! to standard error, so that `RUN=$(trainyard run submit …)` works.
 
 pub mod client;
+pub mod compute;
 pub mod datastore;
 pub mod env;
 mod files;
