@@ -220,15 +220,15 @@ async fn compute_targets_hold_nodes_up_to_max_nodes_and_nodes_are_cordoned() {
 
 /// A second Docker engine on a loopback TCP port with mutual TLS, its
 /// certificates made by `openssl`; stopped when dropped.
-struct TlsEngine {
+pub(crate) struct TlsEngine {
     child: std::process::Child,
-    endpoint: String,
+    pub(crate) endpoint: String,
     bridge: String,
     dir: tempfile::TempDir,
 }
 
 impl TlsEngine {
-    fn start() -> TlsEngine {
+    pub(crate) fn start() -> TlsEngine {
         let dir = tempfile::tempdir().unwrap();
         let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
         let openssl = |args: &[&str]| {
@@ -345,7 +345,37 @@ impl TlsEngine {
         }
     }
 
-    fn tls(&self) -> serde_json::Value {
+    /// Copies an image of the machine's engine into this one, once it
+    /// answers (within a minute).
+    pub(crate) fn load_image(&self, image: &str) {
+        let path = |name: &str| self.dir.path().join(name).to_str().unwrap().to_string();
+        let remote = format!(
+            "docker -H {} --tlsverify --tlscacert {} --tlscert {} --tlskey {}",
+            self.endpoint,
+            path("ca.pem"),
+            path("client-cert.pem"),
+            path("client-key.pem")
+        );
+        let script = format!(
+            "for i in $(seq 120); do {remote} version >/dev/null 2>&1 && break; sleep 0.5; done; \
+             docker save {image} | {remote} load"
+        );
+        let status = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("running docker save | docker load");
+        assert!(status.success(), "loading {image} into the second engine");
+    }
+
+    /// Kills the engine at once (no container is stopped first), as when
+    /// its machine goes away; what it had started is killed afterwards.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub(crate) fn tls(&self) -> serde_json::Value {
         let path = |name: &str| self.dir.path().join(name).to_str().unwrap().to_string();
         json!({ "ca": path("ca.pem"), "cert": path("client-cert.pem"), "key": path("client-key.pem") })
     }
@@ -363,6 +393,10 @@ impl TlsEngine {
 impl Drop for TlsEngine {
     fn drop(&mut self) {
         self.stop();
+        // containerd and the shims it started outlive a killed dockerd.
+        let _ = std::process::Command::new("pkill")
+            .args(["-9", "-f", self.dir.path().to_str().unwrap()])
+            .status();
         let _ = std::process::Command::new("ip")
             .args(["link", "delete", &self.bridge])
             .status();

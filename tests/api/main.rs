@@ -13,5 +13,6 @@ mod metrics;
 mod mlflow;
 mod openapi;
 mod runs;
+mod scheduling;
 mod tokens;
 mod workspaces;

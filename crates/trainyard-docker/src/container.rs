@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use std::collections::HashMap;
 
-use crate::{DockerError, Engine, LABEL_OWNER, LABEL_RUN_ID};
+use crate::{DockerError, Engine, LABEL_NODE, LABEL_OWNER, LABEL_RUN_ID};
 
 /// What a run's container is made of.
 #[derive(Debug, Clone)]
@@ -253,6 +253,38 @@ impl Engine {
                 Some((c.id?, run, c.state.as_deref() == Some("running")))
             })
             .collect())
+    }
+
+    /// What the running containers of `owner` were given, read from the
+    /// engine itself: (run id, node label, `NVIDIA_VISIBLE_DEVICES`). Lets a
+    /// check of GPU sharing rely on the engine, not on the scheduler's tables.
+    pub async fn running_gpu_holders(
+        &self,
+        owner: &str,
+    ) -> Result<Vec<(String, Option<String>, Option<String>)>, DockerError> {
+        let mut holders = Vec::new();
+        for (id, run, running) in self.run_containers(owner).await? {
+            if !running {
+                continue;
+            }
+            let info = match self.docker.inspect_container(&id, None).await {
+                Ok(info) => info,
+                // Gone between the listing and the inspection.
+                Err(err) if not_found(&err) => continue,
+                Err(err) => return Err(err.into()),
+            };
+            if !info.state.and_then(|s| s.running).unwrap_or(false) {
+                continue;
+            }
+            let config = info.config.unwrap_or_default();
+            let node = config.labels.unwrap_or_default().remove(LABEL_NODE);
+            let visible = config.env.unwrap_or_default().into_iter().find_map(|var| {
+                var.strip_prefix("NVIDIA_VISIBLE_DEVICES=")
+                    .map(str::to_string)
+            });
+            holders.push((run, node, visible));
+        }
+        Ok(holders)
     }
 
     /// A directory of the container as an (uncompressed) tar, or `None` when
