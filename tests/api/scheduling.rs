@@ -294,6 +294,44 @@ async fn a_queued_run_says_why_it_waits_and_unknown_targets_are_refused() {
     assert_eq!(small["status"], "Completed", "{small}");
     assert_eq!(small["wait_reason"], Value::Null);
 
+    // A workspace quota holds runs back, saying so; only server
+    // administrators set it.
+    let quota = "/api/v1/workspaces/lab/quota";
+    let (status, _) = app
+        .call(
+            reqwest::Method::PUT,
+            quota,
+            &token,
+            Some(json!({ "max_gpus": 1 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = app
+        .call(
+            reqwest::Method::PUT,
+            quota,
+            &app.admin,
+            Some(json!({ "max_gpus": 1 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let over = app
+        .run(
+            "lab",
+            &token,
+            "exp",
+            json!({ "command": ["true"], "environment": busybox_env(),
+                    "compute_target": "gpucluster", "resources": { "gpus": 2 } }),
+        )
+        .await;
+    let reason = wait_reason(&app, &token, &id(&over)).await;
+    assert_eq!(
+        reason,
+        "workspace quota: 1 GPU at once, 0 in use; this run needs 2"
+    );
+    let (_, read) = app.get(quota, &token).await;
+    assert_eq!(read, json!({ "max_gpus": 1, "max_runs": null }));
+
     let unknown = app
         .post(
             "/api/v1/workspaces/lab/runs",

@@ -84,4 +84,33 @@ impl Db {
         .await?;
         Ok(Page::from_rows(rows, limit, Workspace::cursor))
     }
+
+    /// A workspace's limits on what its runs hold at once on compute
+    /// targets: (most GPUs, most runs); `None` is unlimited.
+    pub async fn workspace_quota(
+        &self,
+        workspace_id: Uuid,
+    ) -> Result<(Option<i32>, Option<i32>), DbError> {
+        sqlx::query_as("SELECT max_gpus, max_runs FROM workspaces WHERE id = $1")
+            .bind(workspace_id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(DbError::NotFound("workspace"))
+    }
+
+    /// Sets a workspace's limits; the next scheduling pass applies them.
+    pub async fn set_workspace_quota(
+        &self,
+        workspace_id: Uuid,
+        max_gpus: Option<i32>,
+        max_runs: Option<i32>,
+    ) -> Result<(), DbError> {
+        sqlx::query("UPDATE workspaces SET max_gpus = $2, max_runs = $3 WHERE id = $1")
+            .bind(workspace_id)
+            .bind(max_gpus)
+            .bind(max_runs)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
 }

@@ -3,6 +3,7 @@
 mod create;
 mod get;
 mod list;
+mod quota;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -17,6 +18,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create::create_workspace, list::list_workspaces))
         .routes(routes!(get::get_workspace))
+        .routes(routes!(quota::get_quota, quota::set_quota))
 }
 
 /// A workspace as the API shows it.
