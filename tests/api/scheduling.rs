@@ -232,15 +232,7 @@ async fn a_queued_run_says_why_it_waits_and_unknown_targets_are_refused() {
         return;
     };
     // No node yet.
-    let big = app
-        .run(
-            "lab",
-            &token,
-            "exp",
-            json!({ "command": ["true"], "environment": busybox_env(),
-                    "compute_target": "gpucluster", "resources": { "gpus": 16 } }),
-        )
-        .await;
+    let big = submit_gpus(&app, &token, 16).await;
     let reason = wait_reason(&app, &token, &id(&big)).await;
     assert_eq!(reason, "no node in compute target gpucluster");
     add_node(
@@ -270,15 +262,7 @@ async fn a_queued_run_says_why_it_waits_and_unknown_targets_are_refused() {
         Some(json!({ "state": "cordoned", "reason": "maintenance" })),
     )
     .await;
-    let small = app
-        .run(
-            "lab",
-            &token,
-            "exp",
-            json!({ "command": ["true"], "environment": busybox_env(),
-                    "compute_target": "gpucluster", "resources": { "gpus": 2 } }),
-        )
-        .await;
+    let small = submit_gpus(&app, &token, 2).await;
     let reason = wait_reason(&app, &token, &id(&small)).await;
     assert_eq!(reason, "no Ready node in compute target gpucluster");
     app.call(
@@ -315,15 +299,7 @@ async fn a_queued_run_says_why_it_waits_and_unknown_targets_are_refused() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let over = app
-        .run(
-            "lab",
-            &token,
-            "exp",
-            json!({ "command": ["true"], "environment": busybox_env(),
-                    "compute_target": "gpucluster", "resources": { "gpus": 2 } }),
-        )
-        .await;
+    let over = submit_gpus(&app, &token, 2).await;
     let reason = wait_reason(&app, &token, &id(&over)).await;
     assert_eq!(
         reason,
@@ -454,6 +430,18 @@ async fn a_node_over_tls_runs_a_job_and_its_runs_fail_clearly_when_its_engine_di
     assert_eq!(survivor["status"], "Completed", "{survivor}");
     let lines = app.log_lines("lab", &token, &id(&survivor), "stdout").await;
     assert_eq!(lines[0]["line"], "survived");
+}
+
+/// Submits a run of `true` to `gpucluster` asking for `gpus` GPUs.
+async fn submit_gpus(app: &TestApp, token: &str, gpus: u32) -> Value {
+    app.run(
+        "lab",
+        token,
+        "exp",
+        json!({ "command": ["true"], "environment": busybox_env(),
+                "compute_target": "gpucluster", "resources": { "gpus": gpus } }),
+    )
+    .await
 }
 
 /// Waits until the run has a wait reason.
