@@ -493,3 +493,57 @@ async fn node_health(
         .map(|n| (n["name"].as_str().unwrap().to_string(), n.clone()))
         .collect()
 }
+
+#[tokio::test]
+async fn a_node_registered_without_capacity_gets_the_engines_cpus_and_memory() {
+    if trainyard_tests::docker_engine().await.is_none() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    app.workspace("lab").await;
+    let base = "/api/v1/workspaces/lab/compute";
+    app.post(base, &app.admin, json!({ "name": "pool", "max_nodes": 4 }))
+        .await;
+    let nodes = format!("{base}/pool/nodes");
+    let (status, node) = app
+        .post(
+            &nodes,
+            &app.admin,
+            json!({ "name": "local", "endpoint": "unix:///var/run/docker.sock" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{node}");
+    let cpus = std::thread::available_parallelism().unwrap().get() as f64;
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let total_kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert_eq!(node["capacity"]["cpus"], cpus, "{node}");
+    assert_eq!(node["capacity"]["memory_mb"], total_kib / 1024, "{node}");
+    // Declared amounts win; an engine that does not answer cannot report.
+    let (status, node) = app
+        .post(
+            &nodes,
+            &app.admin,
+            json!({ "name": "declared", "endpoint": "unix:///var/run/docker.sock", "cpus": 0.5 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{node}");
+    assert_eq!(node["capacity"]["cpus"], 0.5);
+    assert_eq!(node["capacity"]["memory_mb"], total_kib / 1024);
+    let silent = app
+        .post(
+            &nodes,
+            &app.admin,
+            json!({ "name": "silent", "endpoint": "tcp://127.0.0.1:1", "memory_mb": 1024 }),
+        )
+        .await;
+    trainyard_tests::assert_problem(
+        &silent,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("cpus"),
+    );
+}

@@ -474,3 +474,62 @@ async fn wait_reason_other_than(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn a_run_placed_on_a_node_that_does_not_answer_goes_back_to_the_queue() {
+    let Some((app, token)) = setup(Options::default()).await else {
+        return;
+    };
+    // Nothing listens there; the node monitor has not looked yet, so the
+    // node counts as ready.
+    add_node(
+        &app,
+        "gpucluster",
+        json!({ "name": "gone", "endpoint": "tcp://127.0.0.1:1",
+                "gpu_mode": "simulated", "gpus": 1, "cpus": 4, "memory_mb": 4096 }),
+    )
+    .await;
+    let run = submit_gpus(&app, &token, 1).await;
+    let reason = wait_reason(&app, &token, &id(&run)).await;
+    assert_eq!(reason, "no Ready node in compute target gpucluster");
+    let (_, events) = app
+        .get(
+            &format!("/api/v1/workspaces/lab/runs/{}/events", id(&run)),
+            &token,
+        )
+        .await;
+    let requeued = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["to"] == "Queued" && e["from"] == "Preparing")
+        .unwrap_or_else(|| panic!("no requeue in {events}"));
+    assert!(
+        requeued["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("node gone stopped answering"),
+        "{requeued}"
+    );
+    let (_, node) = app
+        .get(
+            "/api/v1/workspaces/lab/compute/gpucluster/nodes/gone",
+            &token,
+        )
+        .await;
+    assert_eq!(node["health"], "down", "{node}");
+
+    // A node that answers takes it.
+    add_node(
+        &app,
+        "gpucluster",
+        json!({ "name": "local", "endpoint": "unix:///var/run/docker.sock",
+                "gpu_mode": "simulated", "gpus": 1, "cpus": 4, "memory_mb": 4096 }),
+    )
+    .await;
+    let run = app
+        .wait_for_end("lab", &token, &id(&run), Duration::from_secs(120))
+        .await;
+    assert_eq!(run["status"], "Completed", "{run}");
+    assert_eq!(run["placement"]["node"], "local");
+}

@@ -12,7 +12,7 @@ use std::time::Duration;
 use trainyard_core::{RunPlacement, RunStatus};
 use uuid::Uuid;
 
-use crate::runs::{columns, record_event, update_status, Run};
+use crate::runs::{columns, lock_run_status, record_event, update_status, Run};
 use crate::{Db, DbError};
 
 /// The advisory lock that serializes scheduling passes across replicas.
@@ -162,6 +162,40 @@ impl Db {
         .bind(limit)
         .fetch_all(self.pool())
         .await?)
+    }
+
+    /// Puts back in the queue a run whose node stopped answering before its
+    /// container started, and marks the node down so the next pass places
+    /// it elsewhere. `false` when the run had gone past starting meanwhile.
+    pub async fn requeue_from_lost_node(
+        &self,
+        workspace_id: Uuid,
+        run_id: Uuid,
+        node_id: Uuid,
+        reason: &str,
+    ) -> Result<bool, DbError> {
+        let mut tx = self.pool().begin().await?;
+        let from = lock_run_status(&mut tx, workspace_id, run_id).await?;
+        if !matches!(from, RunStatus::Preparing | RunStatus::Starting) {
+            return Ok(false);
+        }
+        update_status(&mut tx, run_id, RunStatus::Queued, None).await?;
+        record_event(&mut tx, run_id, Some(from), RunStatus::Queued, reason).await?;
+        sqlx::query(
+            "UPDATE runs SET owner = NULL, lease_expires_at = NULL, node_id = NULL,
+                 placement = NULL, container_id = NULL
+             WHERE id = $1",
+        )
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE nodes SET health = 'down', health_reason = $2 WHERE id = $1")
+            .bind(node_id)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// The active runs placed on a node, for failing them when it is lost.

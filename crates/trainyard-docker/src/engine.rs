@@ -114,6 +114,19 @@ impl Engine {
         Ok(Engine { docker })
     }
 
+    /// The CPUs and memory (MiB) of the engine's machine, as it reports them.
+    pub async fn capacity(&self) -> Result<(f64, u64), DockerError> {
+        let info = self.docker.info().await?;
+        match (info.ncpu, info.mem_total) {
+            (Some(cpus), Some(bytes)) if cpus > 0 && bytes > 0 => {
+                Ok((cpus as f64, bytes as u64 / (1024 * 1024)))
+            }
+            _ => Err(DockerError::Other(
+                "the engine did not report its CPUs and memory".to_string(),
+            )),
+        }
+    }
+
     /// The engine's version, which also proves it answers.
     pub async fn version(&self) -> Result<String, DockerError> {
         Ok(self.docker.version().await?.version.unwrap_or_default())

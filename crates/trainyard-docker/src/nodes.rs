@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 use tokio::sync::watch;
-use trainyard_db::compute::NodeEndpoint;
+use trainyard_db::compute::{NodeEndpoint, NodeTls};
 use trainyard_db::Db;
 
 use crate::engine::{DockerError, Engine, EngineTls};
@@ -51,12 +51,17 @@ pub async fn check_all(db: &Db) {
 
 /// A client of a node's engine.
 pub fn connect_node(node: &NodeEndpoint) -> Result<Engine, DockerError> {
-    let tls = node.tls.as_ref().map(|tls| EngineTls {
-        ca: tls.0.ca.clone().into(),
-        cert: tls.0.cert.clone().into(),
-        key: tls.0.key.clone().into(),
+    connect_endpoint(&node.endpoint, node.tls.as_ref().map(|tls| &tls.0))
+}
+
+/// A client of the engine at `endpoint`, with a node's TLS files.
+pub fn connect_endpoint(endpoint: &str, tls: Option<&NodeTls>) -> Result<Engine, DockerError> {
+    let tls = tls.map(|tls| EngineTls {
+        ca: tls.ca.clone().into(),
+        cert: tls.cert.clone().into(),
+        key: tls.key.clone().into(),
     });
-    Engine::connect(&node.endpoint, tls.as_ref())
+    Engine::connect(endpoint, tls.as_ref())
 }
 
 async fn engine_version(node: &NodeEndpoint) -> Result<String, String> {

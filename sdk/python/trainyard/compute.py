@@ -203,16 +203,21 @@ class ComputeTarget:
                 print(f"  {node['name']} {node['state']} {capacity['gpus']} GPUs "
                       f"{capacity['cpus']} CPUs {capacity['memory_mb']} MiB")
 
-    def register_node(self, name: str, endpoint: str, cpus: float, memory_mb: int,
-                      gpus: int = 0, gpu_mode: Optional[str] = None,
+    def register_node(self, name: str, endpoint: str, cpus: Optional[float] = None,
+                      memory_mb: Optional[int] = None, gpus: int = 0,
+                      gpu_mode: Optional[str] = None,
                       tls: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
         """Registers a Docker engine as a node: ``unix:///var/run/docker.sock`` or
         ``tcp://host:port`` with ``tls={"ca", "cert", "key"}`` (paths on the
-        server's machine). ``gpu_mode`` is ``nvidia``, ``simulated`` or ``none``
-        (``nvidia`` when GPUs are given and no mode is)."""
-        body: Dict[str, Any] = {"name": name, "endpoint": endpoint, "cpus": cpus,
-                                "memory_mb": memory_mb, "gpus": gpus,
+        server's machine). CPUs and memory left out are read from the engine.
+        ``gpu_mode`` is ``nvidia``, ``simulated`` or ``none`` (``nvidia`` when
+        GPUs are given and no mode is)."""
+        body: Dict[str, Any] = {"name": name, "endpoint": endpoint, "gpus": gpus,
                                 "gpu_mode": gpu_mode or ("nvidia" if gpus else "none")}
+        if cpus is not None:
+            body["cpus"] = cpus
+        if memory_mb is not None:
+            body["memory_mb"] = memory_mb
         if tls:
             body["tls"] = tls
         return self._workspace._http.post(self._path("nodes"), body)

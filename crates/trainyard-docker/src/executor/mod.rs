@@ -106,9 +106,7 @@ impl Executor {
         if self.engine.ping().await {
             return None;
         }
-        Some(format!(
-            "node {node} stopped answering ({err}); the run's container was lost with it"
-        ))
+        Some(format!("node {node} stopped answering ({err})"))
     }
 
     /// The engine this executor drives.
@@ -319,7 +317,8 @@ impl Executor {
             Ok(ended) => ended,
             Err(err) => {
                 tracing::warn!(error = %err, "supervising the run failed");
-                if let Some(reason) = self.node_lost(&err.to_string()).await {
+                if let Some(lost) = self.node_lost(&err.to_string()).await {
+                    let reason = format!("{lost}; the run's container was lost with it");
                     let _ = self
                         .transition(run, RunStatus::Failed, "node lost", Some(&reason))
                         .await;
@@ -368,7 +367,13 @@ impl Executor {
                     .await;
             }
             Stop::Failed(message) => {
-                let message = self.node_lost(&message).await.unwrap_or(message);
+                let lost = self.node_lost(&message).await;
+                if let Some(reason) = &lost {
+                    if self.requeue(run, reason).await {
+                        return;
+                    }
+                }
+                let message = lost.unwrap_or(message);
                 tracing::info!(%message, "run failed before it ran");
                 let _ = self
                     .transition(
@@ -381,6 +386,33 @@ impl Executor {
             }
         }
         self.cleanup(run, container.as_deref()).await;
+    }
+
+    /// Puts a run that never started back in the queue, its node being
+    /// lost; `false` when it cannot go back.
+    async fn requeue(&self, run: &Run, reason: &str) -> bool {
+        let Some(placement) = &run.placement else {
+            return false;
+        };
+        let reason = format!("{reason}; queued again before it started");
+        let requeued = self
+            .db
+            .requeue_from_lost_node(run.workspace_id, run.id, placement.0.node_id, &reason)
+            .await;
+        match requeued {
+            Ok(true) => {
+                tracing::warn!(run_id = %run.id, %reason, "run queued again");
+                if let Err(err) = self.db.revoke_run_tokens(run.id).await {
+                    tracing::warn!(error = %err, "revoking the run's token failed");
+                }
+                true
+            }
+            Ok(false) => false,
+            Err(err) => {
+                tracing::warn!(run_id = %run.id, error = %err, "queueing a run again failed");
+                false
+            }
+        }
     }
 
     async fn cleanup(&self, run: &Run, container: Option<&str>) {

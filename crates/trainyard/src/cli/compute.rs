@@ -130,12 +130,12 @@ pub struct AddNodeArgs {
     /// GPUs (0 to 64).
     #[arg(long, value_name = "N", default_value_t = 0)]
     gpus: u32,
-    /// CPU cores.
+    /// CPU cores [default: what the engine reports].
     #[arg(long, value_name = "CPUS")]
-    cpus: f64,
-    /// Memory in MiB.
+    cpus: Option<f64>,
+    /// Memory in MiB [default: what the engine reports].
     #[arg(long, value_name = "MIB")]
-    memory_mb: u64,
+    memory_mb: Option<u64>,
     /// `nvidia` (runs get Docker device requests for their GPUs), `simulated`
     /// (GPUs only accounted) or `none` [default: nvidia with --gpus, none without].
     #[arg(long, value_name = "MODE", value_parser = ["nvidia", "simulated", "none"])]
@@ -407,9 +407,13 @@ async fn add_node(args: AddNodeArgs) -> anyhow::Result<i32> {
         "endpoint": args.endpoint,
         "gpu_mode": gpu_mode,
         "gpus": args.gpus,
-        "cpus": args.cpus,
-        "memory_mb": args.memory_mb,
     });
+    if let Some(cpus) = args.cpus {
+        body["cpus"] = json!(cpus);
+    }
+    if let Some(memory_mb) = args.memory_mb {
+        body["memory_mb"] = json!(memory_mb);
+    }
     if let (Some(ca), Some(cert), Some(key)) = (&args.tls_ca, &args.tls_cert, &args.tls_key) {
         body["tls"] = json!({"ca": ca, "cert": cert, "key": key});
     }
@@ -423,8 +427,8 @@ async fn add_node(args: AddNodeArgs) -> anyhow::Result<i32> {
         args.target,
         node["endpoint"].as_str().unwrap_or(&args.endpoint),
         args.gpus,
-        number(args.cpus),
-        memory(args.memory_mb),
+        number(node["capacity"]["cpus"].as_f64().unwrap_or(0.0)),
+        memory(node["capacity"]["memory_mb"].as_u64().unwrap_or(0)),
         node["state"].as_str().unwrap_or("?"),
     );
     out(name)?;

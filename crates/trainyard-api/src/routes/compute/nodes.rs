@@ -1,8 +1,10 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 use trainyard_core::{Name, Role};
 use trainyard_db::compute::{NewNode, NodeTls};
+use trainyard_docker::nodes::connect_endpoint;
 use utoipa::ToSchema;
 
 use super::NodeView;
@@ -13,6 +15,8 @@ use crate::AppState;
 
 /// Most GPUs one node may declare.
 const MAX_NODE_GPUS: u32 = 64;
+/// Longest wait for an engine asked for its capacity at registration.
+const ENGINE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A Docker engine to register as a node.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -34,10 +38,12 @@ pub struct RegisterNode {
     /// GPUs (0 to 64).
     #[serde(default)]
     pub gpus: u32,
-    /// CPU cores.
-    pub cpus: f64,
-    /// Memory in MiB.
-    pub memory_mb: u64,
+    /// CPU cores; read from the engine when left out.
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    /// Memory in MiB; read from the engine when left out.
+    #[serde(default)]
+    pub memory_mb: Option<u64>,
 }
 
 /// The client certificate files of a TCP engine with TLS, as absolute paths
@@ -95,17 +101,13 @@ pub(super) async fn register_node(
             format!("must be at most {MAX_NODE_GPUS}"),
         ));
     }
-    if !(body.cpus.is_finite() && body.cpus > 0.0) {
-        return Err(ApiError::invalid("cpus", "must be a positive number"));
-    }
-    if body.memory_mb == 0 {
-        return Err(ApiError::invalid("memory_mb", "must be positive"));
-    }
     let tls = body.tls.map(|files| NodeTls {
         ca: files.ca,
         cert: files.cert,
         key: files.key,
     });
+    let (cpus, memory_mb) =
+        capacity(&body.endpoint, tls.as_ref(), body.cpus, body.memory_mb).await?;
     let target = state
         .db
         .get_compute_target(workspace_id, &target_name)
@@ -120,8 +122,8 @@ pub(super) async fn register_node(
                 tls: tls.as_ref(),
                 gpu_mode,
                 gpus: body.gpus as i32,
-                cpus: body.cpus,
-                memory_mb: i64::try_from(body.memory_mb).unwrap_or(i64::MAX),
+                cpus,
+                memory_mb: i64::try_from(memory_mb).unwrap_or(i64::MAX),
             },
         )
         .await?;
@@ -129,6 +131,42 @@ pub(super) async fn register_node(
         StatusCode::CREATED,
         AppJson(NodeView::one(&state.db, node).await?),
     ))
+}
+
+/// The node's CPUs and memory: as declared, or what its engine reports
+/// (asked only when one is left out, within a few seconds).
+async fn capacity(
+    endpoint: &str,
+    tls: Option<&NodeTls>,
+    cpus: Option<f64>,
+    memory_mb: Option<u64>,
+) -> Result<(f64, u64), ApiError> {
+    if let Some(cpus) = cpus {
+        if !(cpus.is_finite() && cpus > 0.0) {
+            return Err(ApiError::invalid("cpus", "must be a positive number"));
+        }
+    }
+    if memory_mb == Some(0) {
+        return Err(ApiError::invalid("memory_mb", "must be positive"));
+    }
+    if let (Some(cpus), Some(memory_mb)) = (cpus, memory_mb) {
+        return Ok((cpus, memory_mb));
+    }
+    let field = if cpus.is_none() { "cpus" } else { "memory_mb" };
+    let unreported = |why: String| {
+        ApiError::invalid(
+            field,
+            format!(
+                "not given, and the engine at {endpoint} did not report it ({why}); declare it"
+            ),
+        )
+    };
+    let engine = connect_endpoint(endpoint, tls).map_err(|e| unreported(e.to_string()))?;
+    let reported = tokio::time::timeout(ENGINE_TIMEOUT, engine.capacity())
+        .await
+        .map_err(|_| unreported(format!("no answer within {} s", ENGINE_TIMEOUT.as_secs())))?
+        .map_err(|e| unreported(e.to_string()))?;
+    Ok((cpus.unwrap_or(reported.0), memory_mb.unwrap_or(reported.1)))
 }
 
 /// A unix socket, or a TCP address (with TLS files that are absolute paths).
