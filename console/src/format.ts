@@ -39,6 +39,26 @@ export function durationBetween(start?: string | null, end?: string | null): str
   return formatDuration(until - Date.parse(start));
 }
 
+/** Memory given in MiB, as the API gives it: `8.0 GiB`. */
+export function formatMemory(mb: number): string {
+  return `${(mb / 1024).toFixed(1)} GiB`;
+}
+
+/** CPU cores, which may be fractions: `8`, `0.5`, `1.25`. */
+export function formatCpus(cpus: number): string {
+  return String(Math.round(cpus * 100) / 100);
+}
+
+/** What a run placed on a node holds there: `GPUs 0,3, 8 CPUs, 64.0 GiB`. */
+export function formatHolding(gpus: number[], cpus?: number | null, memoryMb?: number | null): string {
+  const parts = [
+    gpus.length ? `${gpus.length === 1 ? "GPU" : "GPUs"} ${gpus.join(",")}` : "no GPU",
+    cpus ? `${formatCpus(cpus)} ${cpus === 1 ? "CPU" : "CPUs"}` : null,
+    memoryMb ? formatMemory(memoryMb) : null,
+  ];
+  return parts.filter(Boolean).join(", ");
+}
+
 export function formatBytes(bytes: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let value = bytes;

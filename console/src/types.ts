@@ -100,6 +100,22 @@ export interface Run {
   ended_at?: string | null;
   exit_code?: number | null;
   error?: string | null;
+  /** Why it still waits, while it is Queued on a compute target; null until the scheduler's first pass. */
+  wait_reason?: string | null;
+  /** Its node and what it holds there, once a compute target's scheduler placed it. */
+  placement?: RunPlacement | null;
+}
+
+/** Where the scheduler placed a run: its node and what it holds there. */
+export interface RunPlacement {
+  node_id: string;
+  node: string;
+  compute_target: string;
+  /** GPU indexes on the node, ascending. */
+  gpus: number[];
+  gpu_mode: string;
+  cpus?: number | null;
+  memory_mb?: number | null;
 }
 
 export interface RunEvent {
@@ -245,6 +261,34 @@ export interface ComputeNode {
   gpu_mode: string;
   state: "ready" | "cordoned" | "draining" | "down";
   state_reason?: string | null;
+  /** `unknown` (not checked yet), `up` or `down`: whether its engine answered the node monitor. */
+  health: "unknown" | "up" | "down";
+  health_reason?: string | null;
+  last_seen_at?: string | null;
+  engine_version?: string | null;
   capacity: { gpus: number; cpus: number; memory_mb: number };
+  /** What its active runs hold. */
+  allocated: NodeAllocation;
+  /** What is left for new runs. */
+  free: NodeAllocation;
+  /** The runs that hold it now (preparing, starting, running or finalizing). */
+  running_runs: string[];
   created_at: string;
+}
+
+/** Resources of a node held by runs, or free: GPU indexes (ascending), CPU cores, MiB. */
+export interface NodeAllocation {
+  gpus: number[];
+  cpus: number;
+  memory_mb: number;
+}
+
+/** A run waiting on a compute target (GET …/compute/{name}/queue). */
+export interface QueueEntry {
+  run_id: string;
+  display_name?: string | null;
+  priority: number;
+  created_at: string;
+  /** Null until the scheduler's first pass over it. */
+  wait_reason?: string | null;
 }
