@@ -6,13 +6,13 @@ import { call, get, wsPath } from "../api";
 import { LogView } from "../components/logview";
 import { Timeline } from "../components/timeline";
 import { Chips, ErrorNote, Facts, Loading, Section, StatusBadge, Tabs } from "../components/ui";
-import { durationBetween, formatTime, shortId } from "../format";
+import { durationBetween, formatHolding, formatTime, shortId } from "../format";
 import { useAsync, useInterval } from "../hooks";
 import { LogFeed } from "../logs";
 import { href, hrefWith, navigate } from "../router";
 import { executes, parameters, resubmission } from "../run-spec";
 import { allows, useSession } from "../session";
-import { ENDED, type Experiment, type Run, type RunEvent } from "../types";
+import { ENDED, type Experiment, type Run, type RunEvent, type RunPlacement } from "../types";
 import { RunFiles } from "./run-files";
 import { RunMetrics } from "./run-metrics";
 
@@ -104,6 +104,7 @@ export function RunPage({ workspace, runId, tab }: { workspace: string; runId: s
       </div>
       <ErrorNote error={actionError} />
       {r.error && <p class="error">{r.error}</p>}
+      {r.status === "Queued" && executes(r) && <Waiting workspace={workspace} run={r} />}
       {events.data && <Timeline events={events.data.items} status={r.status} executes={executes(r)} />}
       <Tabs tabs={TABS} current={current} onSelect={(t) => navigate(hrefWith(["w", workspace, "runs", runId], { tab: t }), true)} />
       {current === "overview" && <Overview workspace={workspace} run={r} />}
@@ -147,6 +148,7 @@ function Overview({ workspace, run }: { workspace: string; run: Run }) {
                     .join(", ") || "unlimited"
                 : null,
             ],
+            ["Placed on", run.placement ? <Placement workspace={workspace} placement={run.placement} /> : null],
             ["Time limit", spec.time_limit_seconds ? `${spec.time_limit_seconds} s` : null],
           ]}
         />
@@ -200,5 +202,39 @@ function Overview({ workspace, run }: { workspace: string; run: Run }) {
         )}
       </Section>
     </div>
+  );
+}
+
+/** Why a Queued run has not started: the scheduler's reason on a compute target. */
+function Waiting({ workspace, run }: { workspace: string; run: Run }) {
+  const target = run.spec.compute_target;
+  return (
+    <p class="notice" data-testid="wait-reason">
+      <strong>Waiting to start:</strong>{" "}
+      {run.wait_reason ? (
+        run.wait_reason
+      ) : target ? (
+        <span class="muted">the scheduler has not looked at it yet</span>
+      ) : (
+        <span class="muted">for the server's own Docker engine</span>
+      )}
+      {target && (
+        <>
+          {" "}
+          (<a href={href("w", workspace, "compute", target)}>{target}'s queue</a>)
+        </>
+      )}
+    </p>
+  );
+}
+
+/** The node a run was placed on and what it holds there: `gpu-1 (gpucluster): GPUs 0,3, 8 CPUs, 64.0 GiB`. */
+function Placement({ workspace, placement }: { workspace: string; placement: RunPlacement }) {
+  return (
+    <span data-testid="placement">
+      {placement.node} (<a href={href("w", workspace, "compute", placement.compute_target)}>{placement.compute_target}</a>):{" "}
+      {formatHolding(placement.gpus, placement.cpus, placement.memory_mb)}
+      {placement.gpus.length > 0 && <span class="muted small"> {placement.gpu_mode}</span>}
+    </span>
   );
 }
