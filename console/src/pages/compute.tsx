@@ -142,7 +142,12 @@ export function ComputeTargetPage({ workspace, name }: { workspace: string; name
           rows={[
             ["Nodes", `${nodes.data?.items.length ?? "…"} of at most ${t.max_nodes}`],
             ["Capacity", nodes.data ? resources(total) : "…"],
-            ["Free", nodes.data ? `${free.gpus} GPU, ${formatCpus(free.cpus)} CPU, ${formatMemory(free.memory_mb)}` : "…"],
+            [
+              "Free",
+              nodes.data
+                ? `${free.gpus} of ${total.gpus} GPUs, ${formatCpus(free.cpus)} of ${formatCpus(total.cpus)} CPUs, ${formatMemory(free.memory_mb)} of ${formatMemory(total.memory_mb)}`
+                : "…",
+            ],
             ["Waiting runs", queue.data ? String(waiting.length) : "…"],
             ["A run gets by default", resources(t.default_resources)],
             ["Labels", <Chips entries={t.labels} />],
