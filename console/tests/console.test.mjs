@@ -252,9 +252,84 @@ describe("web console", { timeout: 600_000 }, () => {
     await node.getByText("disk swap").waitFor();
     const stored = await server.api("GET", ws("/compute/gpucluster/nodes/node-2"));
     assert.equal(stored.state, "cordoned");
-    await shoot("compute");
     await node.getByRole("button", { name: "Make ready" }).click();
     await node.getByText("ready", { exact: true }).waitFor();
+  });
+
+  it("shows a node's free GPUs and the runs on it, and why a run waits", async () => {
+    await server.api("POST", ws("/compute"), { name: "trainpool", max_nodes: 2, labels: { vm_size: "8xH100" } });
+    for (const name of ["gpu-1", "gpu-2"]) {
+      await server.api("POST", ws("/compute/trainpool/nodes"), {
+        name,
+        endpoint: "unix:///var/run/docker.sock",
+        gpu_mode: "simulated",
+        gpus: 8,
+        cpus: 8,
+        memory_mb: 8192,
+      });
+    }
+    await open("compute/trainpool");
+    for (const name of ["gpu-1", "gpu-2"]) {
+      const row = page.locator(`tr[data-node="${name}"]`);
+      await row.getByTestId("node-gpus").filter({ hasText: "8/8 free" }).waitFor();
+      await row.getByTestId("node-cpus").filter({ hasText: "8/8 free" }).waitFor();
+      await row.getByTestId("node-memory").filter({ hasText: "8.0 GiB of 8.0 GiB free" }).waitFor();
+    }
+    await page.getByText("16 of 16 GPUs, 16 of 16 CPUs, 16.0 GiB of 16.0 GiB").waitFor();
+    await page.getByText("No run is waiting for this target.").waitFor();
+
+    // No node has 16 GPUs: the run waits, and the scheduler's pass says why.
+    const big = await server.api("POST", ws("/runs"), {
+      experiment: "e2e",
+      display_name: "too-big",
+      command: ["true"],
+      compute_target: "trainpool",
+      resources: { gpus: 16 },
+    });
+    // A run that fits takes GPUs 0-2 of one node while it runs (with a Docker engine to run it).
+    let sharded;
+    if (docker) {
+      sharded = await server.api("POST", ws("/runs"), {
+        experiment: "e2e",
+        display_name: "sharded",
+        command: ["sleep", "300"],
+        environment: BUSYBOX,
+        compute_target: "trainpool",
+        resources: { gpus: 3, cpus: 2, memory_mb: 1024 },
+      });
+      sharded = await waitForStatus(sharded.id, ["Running"]);
+      assert.deepEqual(sharded.placement.gpus, [0, 1, 2]);
+    }
+
+    // The page reads the queue and the nodes again every few seconds.
+    const queued = page.locator(`table.queue tr[data-run="${big.id}"]`);
+    await queued.filter({ hasText: "needs 16 GPUs" }).waitFor({ timeout: 60_000 });
+    assert.equal(await queued.getByRole("link").textContent(), "too-big");
+    await page.getByText("Queue (1)").waitFor();
+    if (sharded) {
+      const row = page.locator(`tr[data-node="${sharded.placement.node}"]`);
+      await row.getByTestId("node-gpus").filter({ hasText: "5/8 free (3,4,5,6,7)" }).waitFor({ timeout: 30_000 });
+      await row.getByTestId("node-gpus").filter({ hasText: "in use: 0,1,2" }).waitFor();
+      await row.getByTestId("node-cpus").filter({ hasText: "6/8 free" }).waitFor();
+      await row.getByTestId("node-memory").filter({ hasText: "7.0 GiB of 8.0 GiB free" }).waitFor();
+      await row.getByRole("link", { name: "sharded" }).waitFor();
+      await page.getByText("13 of 16 GPUs, 14 of 16 CPUs, 15.0 GiB of 16.0 GiB").waitFor();
+    }
+    await shoot("compute");
+
+    // The compute page lists it among the runs waiting to start, with its reason.
+    await open("compute");
+    await page.locator(`tr[data-run="${big.id}"]`).filter({ hasText: "needs 16 GPUs" }).waitFor();
+
+    // Its run page says why it waits; the placed run's says where it runs and what it holds.
+    await open(`runs/${big.id}`);
+    await page.getByTestId("wait-reason").filter({ hasText: "needs 16 GPUs" }).waitFor();
+    if (sharded) {
+      await open(`runs/${sharded.id}`);
+      await page.getByTestId("placement").filter({ hasText: `${sharded.placement.node} (trainpool): GPUs 0,1,2, 2 CPUs, 1.0 GiB` }).waitFor();
+      assert.equal(await page.getByTestId("wait-reason").count(), 0);
+      await server.api("POST", ws(`/runs/${sharded.id}/cancel`));
+    }
   });
 
   it("fits a narrow window, and follows the system's dark mode", async () => {
@@ -268,6 +343,7 @@ describe("web console", { timeout: 600_000 }, () => {
       [`runs/${baseline.id}`, ".timeline"],
       [`runs/${baseline.id}?tab=metrics`, ".chart canvas"],
       [compare, "table.compare"],
+      ["compute/trainpool", "table.nodes"],
     ];
     for (const [fragment, content] of pages) {
       await open(fragment);
