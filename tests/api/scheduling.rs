@@ -461,8 +461,14 @@ async fn wait_reason_other_than(
         let (_, run) = app
             .get(&format!("/api/v1/workspaces/lab/runs/{run_id}"), token)
             .await;
-        assert_eq!(run["status"], "Queued", "{run}");
-        if let Some(reason) = run["wait_reason"].as_str() {
+        // A run may be placed and come back to the queue meanwhile.
+        assert!(
+            matches!(run["status"].as_str(), Some("Queued" | "Preparing")),
+            "{run}"
+        );
+        if let (Some("Queued"), Some(reason)) =
+            (run["status"].as_str(), run["wait_reason"].as_str())
+        {
             if reason != previous {
                 return reason.to_string();
             }
@@ -532,4 +538,93 @@ async fn a_run_placed_on_a_node_that_does_not_answer_goes_back_to_the_queue() {
         .await;
     assert_eq!(run["status"], "Completed", "{run}");
     assert_eq!(run["placement"]["node"], "local");
+}
+
+#[tokio::test]
+async fn a_node_that_answers_again_loses_the_containers_of_runs_that_ended_meanwhile() {
+    let Some((app, token)) = setup(Options {
+        keep_containers: true,
+        ..Options::default()
+    })
+    .await
+    else {
+        return;
+    };
+    add_node(
+        &app,
+        "gpucluster",
+        json!({ "name": "gpu-1", "endpoint": "unix:///var/run/docker.sock",
+                "gpu_mode": "simulated", "gpus": 2, "cpus": 4, "memory_mb": 4096 }),
+    )
+    .await;
+    // One run ended and (kept here) left its container, as a run whose node
+    // was lost does; another still runs.
+    let ended = submit_gpus(&app, &token, 1).await;
+    let ended = app
+        .wait_for_end("lab", &token, &id(&ended), Duration::from_secs(120))
+        .await;
+    assert_eq!(ended["status"], "Completed", "{ended}");
+    let running = app
+        .run(
+            "lab",
+            &token,
+            "exp",
+            json!({ "command": ["sleep", "60"], "environment": busybox_env(),
+                    "compute_target": "gpucluster", "resources": { "gpus": 1 } }),
+        )
+        .await;
+    app.wait_for_status(
+        "lab",
+        &token,
+        &id(&running),
+        "Running",
+        Duration::from_secs(120),
+    )
+    .await;
+    let engine = app.engine.clone().unwrap();
+    let runs_with_containers = || async {
+        let containers = engine.run_containers(&app.owner).await.unwrap();
+        let mut runs: Vec<String> = containers.into_iter().map(|(_, run, _)| run).collect();
+        runs.sort();
+        runs
+    };
+    let mut both = vec![id(&ended), id(&running)];
+    both.sort();
+    assert_eq!(runs_with_containers().await, both);
+
+    // The node was down; it answers again.
+    let (_, node) = app
+        .get(
+            "/api/v1/workspaces/lab/compute/gpucluster/nodes/gpu-1",
+            &token,
+        )
+        .await;
+    let node_id = uuid::Uuid::parse_str(node["id"].as_str().unwrap()).unwrap();
+    app.db
+        .node_unreachable(node_id, "test: lost")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    trainyard_docker::nodes::check_all_with(&app.db, Duration::ZERO).await;
+    assert_eq!(runs_with_containers().await, vec![id(&running)]);
+    let (_, node) = app
+        .get(
+            "/api/v1/workspaces/lab/compute/gpucluster/nodes/gpu-1",
+            &token,
+        )
+        .await;
+    assert_eq!(node["health"], "up", "{node}");
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/workspaces/lab/runs/{}/cancel", id(&running)),
+            &token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.wait_for_end("lab", &token, &id(&running), Duration::from_secs(60))
+        .await;
+    for (container, _, _) in engine.run_containers(&app.owner).await.unwrap() {
+        let _ = engine.remove_container(&container).await;
+    }
 }

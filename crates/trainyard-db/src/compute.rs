@@ -303,7 +303,14 @@ impl Db {
     }
 
     /// Removes a node from its compute target; refused while runs hold it.
+    /// Serialized with scheduling passes, so none places a run on it
+    /// between the check and the removal.
     pub async fn delete_node(&self, target: &ComputeTarget, name: &str) -> Result<(), DbError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(crate::scheduling::PASS_LOCK)
+            .execute(&mut *tx)
+            .await?;
         let held: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM runs r JOIN nodes n ON n.id = r.node_id
              WHERE n.compute_target_id = $1 AND n.name = $2
@@ -311,7 +318,7 @@ impl Db {
         )
         .bind(target.id)
         .bind(name)
-        .fetch_one(self.pool())
+        .fetch_one(&mut *tx)
         .await?;
         if held {
             return Err(DbError::Busy(
@@ -321,8 +328,9 @@ impl Db {
         let deleted = sqlx::query("DELETE FROM nodes WHERE compute_target_id = $1 AND name = $2")
             .bind(target.id)
             .bind(name)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         if deleted.rows_affected() == 0 {
             return Err(DbError::NotFound("node"));
         }
@@ -390,7 +398,9 @@ impl Db {
 
 /// Wakes the scheduling loops (they listen on the queue channel): capacity
 /// changed, so waiting runs may fit now.
-async fn wake_scheduler(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> Result<(), DbError> {
+pub(crate) async fn wake_scheduler(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+) -> Result<(), DbError> {
     sqlx::query("SELECT pg_notify($1, '')")
         .bind(crate::queue::RUN_QUEUED_CHANNEL)
         .execute(&mut **tx)

@@ -16,7 +16,7 @@ use crate::runs::{columns, lock_run_status, record_event, update_status, Run};
 use crate::{Db, DbError};
 
 /// The advisory lock that serializes scheduling passes across replicas.
-const PASS_LOCK: i64 = 0x7472_6169_6e79_6172; // "trainyar"
+pub(crate) const PASS_LOCK: i64 = 0x7472_6169_6e79_6172; // "trainyar"
 
 /// Statuses in which a placed run holds its node.
 macro_rules! holding {
@@ -165,8 +165,9 @@ impl Db {
     }
 
     /// Puts back in the queue a run whose node stopped answering before its
-    /// container started, and marks the node down so the next pass places
-    /// it elsewhere. `false` when the run had gone past starting meanwhile.
+    /// container was created (or ends it Canceled when a cancel was asked
+    /// for), and marks the node down so the next pass places it elsewhere.
+    /// `false` when it has a container or had gone past starting meanwhile.
     pub async fn requeue_from_lost_node(
         &self,
         workspace_id: Uuid,
@@ -176,14 +177,26 @@ impl Db {
     ) -> Result<bool, DbError> {
         let mut tx = self.pool().begin().await?;
         let from = lock_run_status(&mut tx, workspace_id, run_id).await?;
-        if !matches!(from, RunStatus::Preparing | RunStatus::Starting) {
+        let (container, cancel_requested): (Option<String>, bool) = sqlx::query_as(
+            "SELECT container_id, cancel_requested_at IS NOT NULL FROM runs WHERE id = $1",
+        )
+        .bind(run_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        // A container that may exist holds its GPUs until it is seen gone.
+        if !matches!(from, RunStatus::Preparing | RunStatus::Starting) || container.is_some() {
             return Ok(false);
         }
-        update_status(&mut tx, run_id, RunStatus::Queued, None).await?;
-        record_event(&mut tx, run_id, Some(from), RunStatus::Queued, reason).await?;
+        let to = if cancel_requested {
+            RunStatus::Canceled
+        } else {
+            RunStatus::Queued
+        };
+        update_status(&mut tx, run_id, to, None).await?;
+        record_event(&mut tx, run_id, Some(from), to, reason).await?;
         sqlx::query(
             "UPDATE runs SET owner = NULL, lease_expires_at = NULL, node_id = NULL,
-                 placement = NULL, container_id = NULL
+                 placement = NULL, waited_passes = 0
              WHERE id = $1",
         )
         .bind(run_id)
@@ -196,6 +209,26 @@ impl Db {
             .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Whether `container` is left over: its run is known here, and ended or
+    /// holds another container. A run this database does not know (another
+    /// server sharing the engine) never makes a container left over.
+    pub async fn container_is_left_over(
+        &self,
+        run_id: Uuid,
+        container: &str,
+    ) -> Result<bool, DbError> {
+        Ok(sqlx::query_scalar(concat!(
+            "SELECT NOT (container_id IS NOT DISTINCT FROM $2 AND ",
+            holding!(),
+            ") FROM runs WHERE id = $1"
+        ))
+        .bind(run_id)
+        .bind(container)
+        .fetch_optional(self.pool())
+        .await?
+        .unwrap_or(false))
     }
 
     /// The active runs placed on a node, for failing them when it is lost.

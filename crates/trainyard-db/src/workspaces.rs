@@ -105,12 +105,15 @@ impl Db {
         max_gpus: Option<i32>,
         max_runs: Option<i32>,
     ) -> Result<(), DbError> {
+        let mut tx = self.pool().begin().await?;
         sqlx::query("UPDATE workspaces SET max_gpus = $2, max_runs = $3 WHERE id = $1")
             .bind(workspace_id)
             .bind(max_gpus)
             .bind(max_runs)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        crate::compute::wake_scheduler(&mut tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 }

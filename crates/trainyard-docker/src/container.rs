@@ -233,11 +233,53 @@ impl Engine {
         &self,
         owner: &str,
     ) -> Result<Vec<(String, String, bool)>, DockerError> {
+        self.labeled_run_containers(vec![
+            LABEL_RUN_ID.to_string(),
+            format!("{LABEL_OWNER}={owner}"),
+        ])
+        .await
+    }
+
+    /// Every container placed on a compute target's node, whichever server
+    /// replica started it: (container id, run id, running).
+    pub async fn node_run_containers(&self) -> Result<Vec<(String, String, bool)>, DockerError> {
+        self.labeled_run_containers(vec![LABEL_RUN_ID.to_string(), LABEL_NODE.to_string()])
+            .await
+    }
+
+    /// Containers placed on nodes that were created more than `age` ago:
+    /// (container id, run id).
+    pub async fn node_run_containers_older_than(
+        &self,
+        age: std::time::Duration,
+    ) -> Result<Vec<(String, String)>, DockerError> {
         let mut filters = HashMap::new();
         filters.insert(
             "label".to_string(),
-            vec![LABEL_RUN_ID.to_string(), format!("{LABEL_OWNER}={owner}")],
+            vec![LABEL_RUN_ID.to_string(), LABEL_NODE.to_string()],
         );
+        let options = ListContainersOptions {
+            all: true,
+            filters,
+            ..Default::default()
+        };
+        let before = Utc::now().timestamp() - age.as_secs() as i64;
+        Ok(self
+            .docker
+            .list_containers(Some(options))
+            .await?
+            .into_iter()
+            .filter(|c| c.created.is_some_and(|t| t < before))
+            .filter_map(|c| Some((c.id?, c.labels?.get(LABEL_RUN_ID)?.clone())))
+            .collect())
+    }
+
+    async fn labeled_run_containers(
+        &self,
+        labels: Vec<String>,
+    ) -> Result<Vec<(String, String, bool)>, DockerError> {
+        let mut filters = HashMap::new();
+        filters.insert("label".to_string(), labels);
         let options = ListContainersOptions {
             all: true,
             filters,

@@ -23,8 +23,18 @@ pub async fn monitor_nodes(db: Db, interval: Duration, mut shutdown: watch::Rece
     }
 }
 
+/// Containers younger than this are never taken as left over: a run may be
+/// between creating its container and recording it.
+const LEFT_OVER_MIN_AGE: Duration = Duration::from_secs(120);
+
 /// One round: every node at once, each bounded by [`CHECK_TIMEOUT`].
 pub async fn check_all(db: &Db) {
+    check_all_with(db, LEFT_OVER_MIN_AGE).await
+}
+
+/// [`check_all`], taking containers older than `left_over_age` as
+/// possibly left over.
+pub async fn check_all_with(db: &Db, left_over_age: Duration) {
     let nodes = match db.node_endpoints().await {
         Ok(nodes) => nodes,
         Err(err) => {
@@ -35,7 +45,12 @@ pub async fn check_all(db: &Db) {
     let checks = nodes.into_iter().map(|node| async move {
         let answer = tokio::time::timeout(CHECK_TIMEOUT, engine_version(&node)).await;
         let recorded = match answer {
-            Ok(Ok(version)) => db.node_answered(node.id, &version).await,
+            Ok(Ok(version)) => {
+                if node.health != "up" {
+                    remove_left_over_containers(db, &node, left_over_age).await;
+                }
+                db.node_answered(node.id, &version).await
+            }
             Ok(Err(reason)) => unreachable(db, &node, &reason).await,
             Err(_) => {
                 let reason = format!("no answer within {} s", CHECK_TIMEOUT.as_secs());
@@ -62,6 +77,34 @@ pub fn connect_endpoint(endpoint: &str, tls: Option<&NodeTls>) -> Result<Engine,
         key: tls.key.clone().into(),
     });
     Engine::connect(endpoint, tls.as_ref())
+}
+
+/// Before a node that was down (or not seen yet) takes runs again, the
+/// containers left on it by runs that ended meanwhile are removed: their runs
+/// failed when the node was lost and no longer hold its GPUs. Containers
+/// younger than `min_age` are left alone (a run may be starting).
+async fn remove_left_over_containers(db: &Db, node: &NodeEndpoint, min_age: Duration) {
+    let Ok(engine) = connect_node(node) else {
+        return;
+    };
+    let containers = match engine.node_run_containers_older_than(min_age).await {
+        Ok(containers) => containers,
+        Err(err) => {
+            tracing::warn!(node = %node.id, error = %err, "listing a node's containers failed");
+            return;
+        }
+    };
+    for (container, run_id) in containers {
+        let Ok(run_id) = uuid::Uuid::parse_str(&run_id) else {
+            continue;
+        };
+        if let Ok(true) = db.container_is_left_over(run_id, &container).await {
+            tracing::info!(node = %node.id, %container, %run_id, "removing a container left by a run that ended while its node was lost");
+            if let Err(err) = engine.remove_container(&container).await {
+                tracing::warn!(%container, error = %err, "removing a left-over container failed");
+            }
+        }
+    }
 }
 
 async fn engine_version(node: &NodeEndpoint) -> Result<String, String> {

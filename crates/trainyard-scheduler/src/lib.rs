@@ -58,7 +58,9 @@ pub async fn run(
             _ = shutdown.changed() => return,
         }
     }
-    let mut running = JoinSet::new();
+    // Runs on the server's own engine (bounded by max_concurrent_runs) and
+    // runs on nodes (bounded by their capacity) are counted apart.
+    let mut running = Running::default();
     let mut nodes = NodeExecutors::new(executor.clone());
     match db.adopt_active_runs(&config.owner, config.lease).await {
         Ok(adopted) => reconcile(&db, &executor, &mut nodes, adopted, &mut running).await,
@@ -80,12 +82,14 @@ pub async fn run(
     loop {
         // Claim while there is room; the listener is already registered, so
         // a run queued after an empty claim still wakes the loop.
-        while running.len() < config.max_concurrent_runs {
+        while running.local.len() < config.max_concurrent_runs {
             match db.claim_queued_run(&config.owner, config.lease).await {
                 Ok(Some(run)) => {
                     tracing::info!(run_id = %run.id, "claimed a queued run");
                     let executor = executor.clone();
-                    running.spawn(async move { executor.execute(run).await });
+                    running
+                        .local
+                        .spawn(async move { executor.execute(run).await });
                 }
                 Ok(None) => break,
                 Err(err) => {
@@ -94,7 +98,7 @@ pub async fn run(
                 }
             }
         }
-        if let Err(err) = place_on_targets(&db, &mut nodes, &config, &mut running).await {
+        if let Err(err) = place_on_targets(&db, &mut nodes, &config, &mut running.on_nodes).await {
             tracing::warn!(error = %err, "a placement pass failed");
         }
         tokio::select! {
@@ -105,7 +109,8 @@ pub async fn run(
                 }
             }
             _ = tokio::time::sleep(config.poll_interval) => {}
-            Some(_) = running.join_next(), if !running.is_empty() => {}
+            Some(_) = running.local.join_next(), if !running.local.is_empty() => {}
+            Some(_) = running.on_nodes.join_next(), if !running.on_nodes.is_empty() => {}
             _ = renew.tick() => {
                 if let Err(err) = db.renew_leases(&config.owner, config.lease).await {
                     tracing::warn!(error = %err, "renewing run leases failed");
@@ -115,7 +120,17 @@ pub async fn run(
         }
     }
     // Detach: containers keep running and are re-adopted at the next start.
-    running.detach_all();
+    running.local.detach_all();
+    running.on_nodes.detach_all();
+}
+
+/// The executions this replica follows.
+#[derive(Default)]
+struct Running {
+    /// On the server's own engine.
+    local: JoinSet<()>,
+    /// On the nodes of compute targets.
+    on_nodes: JoinSet<()>,
 }
 
 /// Executors of the nodes' engines, connected on first use.
@@ -206,7 +221,7 @@ async fn reconcile(
     executor: &Executor,
     nodes: &mut NodeExecutors,
     adopted: Vec<Run>,
-    running: &mut JoinSet<()>,
+    running: &mut Running,
 ) {
     let mut by_node: HashMap<Uuid, Vec<Run>> = HashMap::new();
     let mut local = Vec::new();
@@ -227,10 +242,14 @@ async fn reconcile(
     }
     for (executor, node, runs) in groups {
         let ids = runs.clone();
+        let set = match node {
+            Some(_) => &mut running.on_nodes,
+            None => &mut running.local,
+        };
         match executor.reconcile(runs).await {
             Ok(tasks) => {
                 for task in tasks {
-                    running.spawn(async move {
+                    set.spawn(async move {
                         let _ = task.await;
                     });
                 }

@@ -33,6 +33,12 @@ const PYTHON_SDK: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/python-sdk.t
 /// Where the SDK lands in the container (on `PYTHONPATH`).
 const PYTHON_SDK_DIR: &str = "/opt/trainyard/python";
 
+/// Pings of a node's engine, each within the timeout and after the pause,
+/// that must all fail before its runs are taken as lost.
+const NODE_LOST_PINGS: u32 = 3;
+const NODE_LOST_PING_TIMEOUT: Duration = Duration::from_secs(5);
+const NODE_LOST_PING_PAUSE: Duration = Duration::from_secs(2);
+
 /// How the executor runs containers.
 #[derive(Debug, Clone)]
 pub struct ExecutorConfig {
@@ -103,8 +109,16 @@ impl Executor {
     /// reason a run on it fails; `None` while the engine answers.
     async fn node_lost(&self, err: &str) -> Option<String> {
         let node = self.node.as_ref()?;
-        if self.engine.ping().await {
-            return None;
+        // A slow or briefly unreachable engine is not a lost one: asked a
+        // few times over some seconds, each time briefly.
+        for attempt in 0..NODE_LOST_PINGS {
+            if attempt > 0 {
+                tokio::time::sleep(NODE_LOST_PING_PAUSE).await;
+            }
+            let answered = tokio::time::timeout(NODE_LOST_PING_TIMEOUT, self.engine.ping()).await;
+            if matches!(answered, Ok(true)) {
+                return None;
+            }
         }
         Some(format!("node {node} stopped answering ({err})"))
     }
@@ -319,6 +333,7 @@ impl Executor {
                 tracing::warn!(error = %err, "supervising the run failed");
                 if let Some(lost) = self.node_lost(&err.to_string()).await {
                     let reason = format!("{lost}; the run's container was lost with it");
+                    self.mark_node_down(run, &lost).await;
                     let _ = self
                         .transition(run, RunStatus::Failed, "node lost", Some(&reason))
                         .await;
@@ -369,6 +384,7 @@ impl Executor {
             Stop::Failed(message) => {
                 let lost = self.node_lost(&message).await;
                 if let Some(reason) = &lost {
+                    self.mark_node_down(run, reason).await;
                     if self.requeue(run, reason).await {
                         return;
                     }
@@ -386,6 +402,16 @@ impl Executor {
             }
         }
         self.cleanup(run, container.as_deref()).await;
+    }
+
+    /// Records the run's node as down: nothing new goes there until it
+    /// answers again, and then the monitor removes what lost runs left.
+    async fn mark_node_down(&self, run: &Run, reason: &str) {
+        if let Some(placement) = &run.placement {
+            if let Err(err) = self.db.node_unreachable(placement.0.node_id, reason).await {
+                tracing::warn!(error = %err, "recording a lost node failed");
+            }
+        }
     }
 
     /// Puts a run that never started back in the queue, its node being

@@ -19,21 +19,27 @@ impl Executor {
         &self,
         runs: Vec<Run>,
     ) -> Result<Vec<tokio::task::JoinHandle<()>>, DockerError> {
-        let containers = self.engine.run_containers(&self.config.owner).await?;
+        // A node's engine may hold runs another replica started and lost
+        // the lease of; the server's own engine holds only this replica's.
+        let containers = match self.node {
+            Some(_) => self.engine.node_run_containers().await?,
+            None => self.engine.run_containers(&self.config.owner).await?,
+        };
         let active: HashSet<String> = runs.iter().map(|r| r.id.to_string()).collect();
         for (container, run_id, _) in &containers {
             if !active.contains(run_id) {
                 let run = uuid::Uuid::parse_str(run_id).ok();
-                let known_active = match run {
+                // Only a run known here to have ended gives its container
+                // up: an engine may be shared with another server.
+                let ended = match run {
                     Some(id) => self
                         .db
                         .get_run_for_executor(id)
                         .await
-                        .map(|r| !r.status().is_terminal())
-                        .unwrap_or(false),
+                        .is_ok_and(|r| r.status().is_terminal()),
                     None => false,
                 };
-                if !known_active {
+                if ended {
                     tracing::info!(%container, %run_id, "removing a container of no active run");
                     let _ = self.engine.remove_container(container).await;
                 }
