@@ -54,6 +54,20 @@ async fn compute_targets_hold_nodes_up_to_max_nodes_and_nodes_are_cordoned() {
         "invalid_field",
         Some("max_nodes"),
     );
+    // Defaults follow the rules of a run's own resources, which they become.
+    let too_many = app
+        .post(
+            base,
+            &app.admin,
+            json!({ "name": "x", "max_nodes": 1, "default_resources": { "gpus": 65 } }),
+        )
+        .await;
+    assert_problem(
+        &too_many,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("default_resources.gpus"),
+    );
 
     let nodes = format!("{base}/gpucluster/nodes");
     let node = |name: &str, endpoint: &str| {

@@ -2,7 +2,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use trainyard_core::{Name, Role};
+use trainyard_core::{Name, Resources, Role};
 use trainyard_db::compute::NewComputeTarget;
 use utoipa::ToSchema;
 
@@ -54,18 +54,13 @@ pub(super) async fn create_target(
         ));
     }
     let defaults = &body.default_resources;
-    if !(defaults.cpus.is_finite() && defaults.cpus > 0.0) {
-        return Err(ApiError::invalid(
-            "default_resources.cpus",
-            "must be a positive number",
-        ));
+    // The same rules as a run's own resources, which the defaults become.
+    Resources {
+        gpus: defaults.gpus,
+        cpus: Some(defaults.cpus),
+        memory_mb: Some(defaults.memory_mb),
     }
-    if defaults.memory_mb == 0 {
-        return Err(ApiError::invalid(
-            "default_resources.memory_mb",
-            "must be positive",
-        ));
-    }
+    .validate("default_resources")?;
     let target = state
         .db
         .create_compute_target(
