@@ -372,16 +372,24 @@ impl Db {
         .ok_or(DbError::NotFound("node"))
     }
 
-    /// Records that a node's engine answered.
+    /// Records that a node's engine answered; a node that was not up wakes
+    /// the scheduling loops, as runs may fit there now.
     pub async fn node_answered(&self, id: Uuid, engine_version: &str) -> Result<(), DbError> {
-        sqlx::query(
+        let mut tx = self.pool().begin().await?;
+        let was_up: Option<bool> = sqlx::query_scalar(
             "UPDATE nodes SET health = 'up', health_reason = NULL, last_seen_at = now(),
-                 engine_version = $2 WHERE id = $1",
+                 engine_version = $2
+             FROM (SELECT health = 'up' AS was_up FROM nodes WHERE id = $1 FOR UPDATE) AS before
+             WHERE id = $1 RETURNING before.was_up",
         )
         .bind(id)
         .bind(engine_version)
-        .execute(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
+        if was_up == Some(false) {
+            wake_scheduler(&mut tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -164,15 +164,16 @@ impl Db {
         .await?)
     }
 
-    /// Puts back in the queue a run whose node stopped answering before its
-    /// container was created (or ends it Canceled when a cancel was asked
-    /// for), and marks the node down so the next pass places it elsewhere.
-    /// `false` when it has a container or had gone past starting meanwhile.
-    pub async fn requeue_from_lost_node(
+    /// Puts back in the queue a placed run whose container was never created
+    /// (or ends it Canceled when a cancel was asked for): its node stopped
+    /// answering (`lost_node`, then marked down so the next pass places the
+    /// run elsewhere), or the server stopped between placing and starting
+    /// it. `false` when it has a container or had gone past starting.
+    pub async fn requeue_unstarted(
         &self,
         workspace_id: Uuid,
         run_id: Uuid,
-        node_id: Uuid,
+        lost_node: Option<Uuid>,
         reason: &str,
     ) -> Result<bool, DbError> {
         let mut tx = self.pool().begin().await?;
@@ -202,11 +203,13 @@ impl Db {
         .bind(run_id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE nodes SET health = 'down', health_reason = $2 WHERE id = $1")
-            .bind(node_id)
-            .bind(reason)
-            .execute(&mut *tx)
-            .await?;
+        if let Some(node_id) = lost_node {
+            sqlx::query("UPDATE nodes SET health = 'down', health_reason = $2 WHERE id = $1")
+                .bind(node_id)
+                .bind(reason)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(true)
     }

@@ -20,6 +20,9 @@ use uuid::Uuid;
 
 use placement::PlacementConfig;
 
+/// How soon a pass is tried again when another replica held the pass lock.
+const PASS_RETRY: Duration = Duration::from_secs(1);
+
 /// Most queued runs one placement pass considers (oldest first).
 const MAX_QUEUED_PER_PASS: i64 = 20_000;
 
@@ -98,9 +101,16 @@ pub async fn run(
                 }
             }
         }
-        if let Err(err) = place_on_targets(&db, &mut nodes, &config, &mut running.on_nodes).await {
-            tracing::warn!(error = %err, "a placement pass failed");
-        }
+        // Another replica's pass may have read the queue before a run this
+        // one was woken for: look again soon rather than at the next poll.
+        let wait = match place_on_targets(&db, &mut nodes, &config, &mut running.on_nodes).await {
+            Ok(Pass::Done) => config.poll_interval,
+            Ok(Pass::OtherReplica) => PASS_RETRY.min(config.poll_interval),
+            Err(err) => {
+                tracing::warn!(error = %err, "a placement pass failed");
+                config.poll_interval
+            }
+        };
         tokio::select! {
             notification = listener.recv() => {
                 if let Err(err) = notification {
@@ -108,7 +118,7 @@ pub async fn run(
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
-            _ = tokio::time::sleep(config.poll_interval) => {}
+            _ = tokio::time::sleep(wait) => {}
             Some(_) = running.local.join_next(), if !running.local.is_empty() => {}
             Some(_) = running.on_nodes.join_next(), if !running.on_nodes.is_empty() => {}
             _ = renew.tick() => {
@@ -164,6 +174,14 @@ impl NodeExecutors {
     }
 }
 
+/// How a placement pass went.
+enum Pass {
+    /// Made, or nothing waits.
+    Done,
+    /// Another replica was in a pass.
+    OtherReplica,
+}
+
 /// One placement pass over every compute target: stores where each placed
 /// run goes and why the others wait, then starts the placed runs.
 async fn place_on_targets(
@@ -171,13 +189,12 @@ async fn place_on_targets(
     nodes: &mut NodeExecutors,
     config: &SchedulerConfig,
     running: &mut JoinSet<()>,
-) -> Result<(), DbError> {
+) -> Result<Pass, DbError> {
     if !db.runs_wait_on_targets().await? {
-        return Ok(());
+        return Ok(Pass::Done);
     }
-    // Another replica is placing: its pass sees the same queue.
     let Some(mut pass) = db.begin_scheduling_pass().await? else {
-        return Ok(());
+        return Ok(Pass::OtherReplica);
     };
     let state = pass.cluster_state(MAX_QUEUED_PER_PASS).await?;
     let decisions = cluster::decide(&state, config.placement);
@@ -196,7 +213,7 @@ async fn place_on_targets(
     for run in placed {
         start_on_node(db, nodes, run, running).await;
     }
-    Ok(())
+    Ok(Pass::Done)
 }
 
 /// Hands a placed run to its node's executor, or fails it with the reason

@@ -423,7 +423,7 @@ impl Executor {
         let reason = format!("{reason}; queued again before it started");
         let requeued = self
             .db
-            .requeue_from_lost_node(run.workspace_id, run.id, placement.0.node_id, &reason)
+            .requeue_unstarted(run.workspace_id, run.id, Some(placement.0.node_id), &reason)
             .await;
         match requeued {
             Ok(true) => {

@@ -62,6 +62,23 @@ impl Executor {
     #[tracing::instrument(skip_all, fields(run_id = %run.id))]
     async fn readopt(&self, run: Run, container: Option<String>) {
         let Some(container) = container else {
+            // Placed on a node but never created: it simply goes back in line.
+            if run.placement.is_some() && run.container_id.is_none() {
+                let reason =
+                    "the server stopped between placing the run and starting it; queued again";
+                match self
+                    .db
+                    .requeue_unstarted(run.workspace_id, run.id, None, reason)
+                    .await
+                {
+                    Ok(true) => {
+                        self.cleanup(&run, None).await;
+                        return;
+                    }
+                    Ok(false) => {}
+                    Err(err) => tracing::warn!(error = %err, "queueing a run again failed"),
+                }
+            }
             let reason = format!(
                 "the server stopped while the run was {}, and its container is gone; submit it again",
                 run.status()
