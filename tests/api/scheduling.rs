@@ -628,3 +628,61 @@ async fn a_node_that_answers_again_loses_the_containers_of_runs_that_ended_meanw
         let _ = engine.remove_container(&container).await;
     }
 }
+
+#[tokio::test]
+async fn a_run_placed_just_before_the_server_stopped_is_queued_again_and_runs_after_restart() {
+    let Some((mut app, token)) = setup(Options::default()).await else {
+        return;
+    };
+    add_node(
+        &app,
+        "gpucluster",
+        json!({ "name": "gpu-1", "endpoint": "unix:///var/run/docker.sock",
+                "gpu_mode": "simulated", "gpus": 1, "cpus": 4, "memory_mb": 4096 }),
+    )
+    .await;
+    // The server stops; a pass it made just before had placed the run, and
+    // nothing started it.
+    app.stop_scheduler();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let run = submit_gpus(&app, &token, 1).await;
+    let mut pass = app.db.begin_scheduling_pass().await.unwrap().unwrap();
+    let state = pass.cluster_state(100).await.unwrap();
+    let decisions = trainyard_scheduler::cluster::decide(&state, Default::default());
+    assert_eq!(decisions.placements.len(), 1, "{decisions:?}");
+    let (run_id, placement) = &decisions.placements[0];
+    let placed = pass
+        .place(*run_id, placement, &app.owner, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(placed.is_some());
+    pass.commit().await.unwrap();
+    let (_, before) = app
+        .get(&format!("/api/v1/workspaces/lab/runs/{}", id(&run)), &token)
+        .await;
+    assert_eq!(before["status"], "Preparing", "{before}");
+
+    app.start_scheduler();
+    let run = app
+        .wait_for_end("lab", &token, &id(&run), Duration::from_secs(120))
+        .await;
+    assert_eq!(run["status"], "Completed", "{run}");
+    let (_, events) = app
+        .get(
+            &format!("/api/v1/workspaces/lab/runs/{}/events", id(&run)),
+            &token,
+        )
+        .await;
+    assert!(
+        events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["to"] == "Queued"
+                && e["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("between placing the run and starting it")),
+        "{events}"
+    );
+}

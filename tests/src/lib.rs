@@ -129,8 +129,19 @@ pub struct TestApp {
     pub owner: String,
     client: reqwest::Client,
     _shutdown: oneshot::Sender<()>,
-    _stop_scheduler: Option<watch::Sender<bool>>,
+    stop_scheduler: Option<watch::Sender<bool>>,
+    /// What starting the scheduler again needs.
+    scheduler_parts: Option<SchedulerParts>,
     _files: tempfile::TempDir,
+}
+
+/// What a test app's scheduler and executor are made of.
+#[derive(Clone)]
+struct SchedulerParts {
+    storage: Storage,
+    engine: Engine,
+    options: Options,
+    mounts_dir: std::path::PathBuf,
 }
 
 /// How a test server is set up.
@@ -167,7 +178,64 @@ pub async fn docker_engine() -> Option<Engine> {
     None
 }
 
+/// Starts the scheduler and executor of a test app; they stop when the
+/// returned sender is dropped or sent `true`.
+fn spawn_scheduler(
+    db: &Db,
+    base: &str,
+    owner: &str,
+    parts: &SchedulerParts,
+) -> watch::Sender<bool> {
+    let executor = Executor::new(
+        db.clone(),
+        parts.storage.clone(),
+        parts.engine.clone(),
+        ExecutorConfig {
+            owner: owner.to_string(),
+            api_url: base.to_string(),
+            network_mode: Some("host".to_string()),
+            extra_ca: parts.options.extra_ca.clone(),
+            stop_grace_seconds: parts.options.stop_grace_seconds.unwrap_or(2),
+            keep_containers: parts.options.keep_containers,
+            logs_poll: std::time::Duration::from_millis(500),
+            mounts_dir: parts.mounts_dir.clone(),
+        },
+    );
+    let config = SchedulerConfig {
+        owner: owner.to_string(),
+        lease: std::time::Duration::from_secs(60),
+        max_concurrent_runs: 4,
+        poll_interval: std::time::Duration::from_secs(5),
+        placement: trainyard_scheduler::placement::PlacementConfig::default(),
+    };
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(trainyard_scheduler::run(
+        db.clone(),
+        executor,
+        config,
+        stopped,
+    ));
+    stop
+}
+
 impl TestApp {
+    /// Stops the scheduler and executor, as when the server stops; their
+    /// runs keep their containers.
+    pub fn stop_scheduler(&mut self) {
+        if let Some(stop) = self.stop_scheduler.take() {
+            let _ = stop.send(true);
+        }
+    }
+
+    /// Starts the scheduler and executor again under the same replica name,
+    /// as a restarted server does: it re-adopts the runs it held.
+    pub fn start_scheduler(&mut self) {
+        self.stop_scheduler();
+        if let Some(parts) = &self.scheduler_parts {
+            self.stop_scheduler = Some(spawn_scheduler(&self.db, &self.base, &self.owner, parts));
+        }
+    }
+
     /// Starts a server with default limits on a fresh database.
     pub async fn spawn() -> TestApp {
         TestApp::spawn_with(Limits::default()).await
@@ -214,38 +282,15 @@ impl TestApp {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
         let owner = format!("test-{}", uuid::Uuid::new_v4().simple());
-        let stop_scheduler = engine.clone().map(|engine| {
-            let executor = Executor::new(
-                db.clone(),
-                storage.clone(),
-                engine,
-                ExecutorConfig {
-                    owner: owner.clone(),
-                    api_url: base.clone(),
-                    network_mode: Some("host".to_string()),
-                    extra_ca: options.extra_ca.clone(),
-                    stop_grace_seconds: options.stop_grace_seconds.unwrap_or(2),
-                    keep_containers: options.keep_containers,
-                    logs_poll: std::time::Duration::from_millis(500),
-                    mounts_dir: files.path().join("mounts"),
-                },
-            );
-            let config = SchedulerConfig {
-                owner: owner.clone(),
-                lease: std::time::Duration::from_secs(60),
-                max_concurrent_runs: 4,
-                poll_interval: std::time::Duration::from_secs(5),
-                placement: trainyard_scheduler::placement::PlacementConfig::default(),
-            };
-            let (stop, stopped) = watch::channel(false);
-            tokio::spawn(trainyard_scheduler::run(
-                db.clone(),
-                executor,
-                config,
-                stopped,
-            ));
-            stop
+        let scheduler_parts = engine.clone().map(|engine| SchedulerParts {
+            storage: storage.clone(),
+            engine,
+            options: options.clone(),
+            mounts_dir: files.path().join("mounts"),
         });
+        let stop_scheduler = scheduler_parts
+            .as_ref()
+            .map(|parts| spawn_scheduler(&db, &base, &owner, parts));
         let state = AppState {
             db: db.clone(),
             limits,
@@ -267,7 +312,8 @@ impl TestApp {
             owner,
             client: reqwest::Client::new(),
             _shutdown: tx,
-            _stop_scheduler: stop_scheduler,
+            stop_scheduler,
+            scheduler_parts,
             _files: files,
         }
     }
