@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 bash deploy/debian-setup.sh
 if [ -x docker/build-base-images.sh ]; then
-    bash docker/build-base-images.sh
+    bash docker/build-base-images.sh --distributed
 fi
 # Before cargo builds the binary, so the binary the browser tests start embeds it.
 console_status=0

@@ -4,6 +4,7 @@
 mod compute;
 mod console;
 mod data;
+mod distributed;
 mod errors;
 mod execution;
 mod experiments;

@@ -178,6 +178,21 @@ pub async fn docker_engine() -> Option<Engine> {
     None
 }
 
+/// Whether the app's engine has `image`; when it does not, the test is
+/// skipped with a visible message naming `how` to build it, or fails with
+/// `TRAINYARD_REQUIRE_DOCKER=1` (as in CI).
+pub async fn require_image(app: &TestApp, image: &str, how: &str) -> bool {
+    let engine = app.engine.as_ref().expect("an app with an engine");
+    if engine.has_image(image).await.unwrap_or(false) {
+        return true;
+    }
+    if std::env::var("TRAINYARD_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
+        panic!("the image {image} is missing, and TRAINYARD_REQUIRE_DOCKER=1; build it with {how}");
+    }
+    eprintln!("SKIPPED: the image {image} is missing; build it with {how}");
+    false
+}
+
 /// Starts the scheduler and executor of a test app; they stop when the
 /// returned sender is dropped or sent `true`.
 fn spawn_scheduler(

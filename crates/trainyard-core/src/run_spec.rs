@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
+use crate::distribution::{self, Distribution, Shape};
 use crate::environment::EnvironmentSpec;
 use crate::validate::FieldError;
 
@@ -39,6 +40,68 @@ pub struct RunPlacement {
     pub cpus: Option<f64>,
     /// Memory (MiB) the container is limited to.
     pub memory_mb: Option<u64>,
+    /// For a distributed run: where each rank goes, in rank order (rank 0
+    /// is also the fields above).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranks: Vec<RankPlacement>,
+}
+
+/// Where one rank (process) of a distributed run goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RankPlacement {
+    /// The node's id.
+    pub node_id: uuid::Uuid,
+    /// The node's name.
+    pub node: String,
+    /// GPU indexes on the node.
+    pub gpus: Vec<u32>,
+    /// How the node hands GPUs to containers.
+    pub gpu_mode: String,
+    /// CPU cores the rank's container is limited to.
+    pub cpus: Option<f64>,
+    /// Memory (MiB) the rank's container is limited to.
+    pub memory_mb: Option<u64>,
+    /// The node's address, as the other ranks reach it.
+    pub address: String,
+    /// The port allocated to the rank on that address.
+    pub port: u16,
+}
+
+/// What one container of a placed run holds on its node.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ContainerHolding<'a> {
+    /// The node's id.
+    pub node_id: uuid::Uuid,
+    /// GPU indexes.
+    pub gpus: &'a [u32],
+    /// CPU cores.
+    pub cpus: Option<f64>,
+    /// Memory, MiB.
+    pub memory_mb: Option<u64>,
+}
+
+impl RunPlacement {
+    /// What each container of the run holds: every rank of a distributed
+    /// run, else the one container.
+    pub fn holdings(&self) -> Vec<ContainerHolding<'_>> {
+        if self.ranks.is_empty() {
+            return vec![ContainerHolding {
+                node_id: self.node_id,
+                gpus: &self.gpus,
+                cpus: self.cpus,
+                memory_mb: self.memory_mb,
+            }];
+        }
+        self.ranks
+            .iter()
+            .map(|r| ContainerHolding {
+                node_id: r.node_id,
+                gpus: &r.gpus,
+                cpus: r.cpus,
+                memory_mb: r.memory_mb,
+            })
+            .collect()
+    }
 }
 
 /// What a run may use on its node.
@@ -57,6 +120,17 @@ pub struct Resources {
 }
 
 impl Resources {
+    /// One process's share when a node's resources are split between
+    /// `per_node` processes.
+    pub fn per_process(&self, per_node: u32) -> Resources {
+        let per_node = per_node.max(1);
+        Resources {
+            gpus: self.gpus / per_node,
+            cpus: self.cpus.map(|c| c / f64::from(per_node)),
+            memory_mb: self.memory_mb.map(|m| (m / u64::from(per_node)).max(1)),
+        }
+    }
+
     /// Checks the amounts, naming the field at fault under `field`.
     pub fn validate(&self, field: &str) -> Result<(), FieldError> {
         if let Some(cpus) = self.cpus {
@@ -171,6 +245,24 @@ pub struct RunSpec {
     /// Dataset versions the run reads.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<RunInput>,
+    /// Nodes a distributed run spans.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub node_count: u32,
+    /// Processes on each node; each is a container (rank) of its own, and
+    /// `resources` are split evenly between the processes of a node.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub process_count_per_node: u32,
+    /// How the processes find each other; required with more than one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<Distribution>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 impl RunSpec {
@@ -236,6 +328,23 @@ impl RunSpec {
                 ));
             }
         }
+        distribution::validate(self.shape(), self.distribution.as_ref())?;
+        if !self
+            .resources
+            .gpus
+            .is_multiple_of(self.process_count_per_node)
+        {
+            return Err(FieldError::new(
+                "resources.gpus",
+                "must be a multiple of process_count_per_node (each process gets an equal share)",
+            ));
+        }
+        if self.is_distributed() && self.compute_target.is_none() {
+            return Err(FieldError::new(
+                "compute_target",
+                "a distributed run is placed on a compute target's nodes; name one",
+            ));
+        }
         if let Some(limit) = self.time_limit_seconds {
             if limit == 0 || limit > MAX_TIME_LIMIT_SECONDS {
                 return Err(FieldError::new(
@@ -245,6 +354,26 @@ impl RunSpec {
             }
         }
         Ok(())
+    }
+
+    /// Nodes × processes per node.
+    pub fn shape(&self) -> Shape {
+        Shape {
+            nodes: self.node_count,
+            per_node: self.process_count_per_node,
+        }
+    }
+
+    /// Whether the run's processes are ranks that find each other (then it
+    /// has a container per process and a port per rank).
+    pub fn is_distributed(&self) -> bool {
+        self.distribution.is_some() || self.shape().processes() > 1
+    }
+
+    /// What each process may use: the run's resources (per node) split
+    /// evenly between the node's processes.
+    pub fn process_resources(&self) -> Resources {
+        self.resources.per_process(self.process_count_per_node)
     }
 
     /// Replaces each `${{inputs.<name>}}` in the arguments and the command
@@ -316,7 +445,36 @@ mod tests {
             environment_variables: BTreeMap::new(),
             time_limit_seconds: None,
             inputs: vec![],
+            node_count: 1,
+            process_count_per_node: 1,
+            distribution: None,
         }
+    }
+
+    #[test]
+    fn each_process_gets_an_equal_share_of_its_node() {
+        let spec = RunSpec {
+            process_count_per_node: 4,
+            distribution: Some(Distribution::Pytorch {}),
+            compute_target: Some("gpucluster".into()),
+            resources: Resources {
+                gpus: 8,
+                cpus: Some(6.0),
+                memory_mb: Some(4096),
+            },
+            ..spec()
+        };
+        spec.validate().unwrap();
+        assert!(spec.is_distributed());
+        assert_eq!(
+            spec.process_resources(),
+            Resources {
+                gpus: 2,
+                cpus: Some(1.5),
+                memory_mb: Some(1024)
+            }
+        );
+        assert!(!super::tests::spec().is_distributed());
     }
 
     #[test]
@@ -436,6 +594,27 @@ mod tests {
                     ..spec()
                 },
                 "environment_variables.TRAINYARD_RUN_ID",
+            ),
+            (
+                RunSpec {
+                    node_count: 2,
+                    distribution: Some(Distribution::Pytorch {}),
+                    ..spec()
+                },
+                "compute_target",
+            ),
+            (
+                RunSpec {
+                    process_count_per_node: 2,
+                    distribution: Some(Distribution::Pytorch {}),
+                    compute_target: Some("gpucluster".into()),
+                    resources: Resources {
+                        gpus: 3,
+                        ..Default::default()
+                    },
+                    ..spec()
+                },
+                "resources.gpus",
             ),
         ];
         for (spec, field) in cases {

@@ -311,11 +311,12 @@ impl Db {
             .bind(crate::scheduling::PASS_LOCK)
             .execute(&mut *tx)
             .await?;
-        let held: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM runs r JOIN nodes n ON n.id = r.node_id
-             WHERE n.compute_target_id = $1 AND n.name = $2
-               AND r.status IN ('Preparing', 'Starting', 'Running', 'Finalizing'))",
-        )
+        let held: bool = sqlx::query_scalar(concat!(
+            "SELECT EXISTS (SELECT 1 FROM runs, nodes n
+             WHERE n.compute_target_id = $1 AND n.name = $2 AND ",
+            crate::scheduling::on_node!("n.id"),
+            " AND runs.status IN ('Preparing', 'Starting', 'Running', 'Finalizing'))"
+        ))
         .bind(target.id)
         .bind(name)
         .fetch_one(&mut *tx)

@@ -72,11 +72,16 @@ impl Db {
     }
 
     /// When the run's last stored stdout or stderr line was written.
-    pub async fn last_output_at(&self, run_id: Uuid) -> Result<Option<DateTime<Utc>>, DbError> {
+    pub async fn last_output_at(
+        &self,
+        run_id: Uuid,
+        sources: &[&str],
+    ) -> Result<Option<DateTime<Utc>>, DbError> {
         Ok(sqlx::query_scalar(
-            "SELECT max(at) FROM run_logs WHERE run_id = $1 AND source IN ('stdout', 'stderr')",
+            "SELECT max(at) FROM run_logs WHERE run_id = $1 AND source = ANY($2)",
         )
         .bind(run_id)
+        .bind(sources)
         .fetch_one(self.pool())
         .await?)
     }
@@ -85,13 +90,15 @@ impl Db {
     pub async fn output_lines_since(
         &self,
         run_id: Uuid,
+        sources: &[&str],
         at: DateTime<Utc>,
     ) -> Result<HashMap<String, i64>, DbError> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT source, count(*) FROM run_logs
-             WHERE run_id = $1 AND source IN ('stdout', 'stderr') AND at >= $2 GROUP BY source",
+             WHERE run_id = $1 AND source = ANY($2) AND at >= $3 GROUP BY source",
         )
         .bind(run_id)
+        .bind(sources)
         .bind(at)
         .fetch_all(self.pool())
         .await?;

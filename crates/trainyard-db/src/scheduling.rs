@@ -25,6 +25,20 @@ macro_rules! holding {
     };
 }
 
+/// Whether a run holds the node `$1` (its only node, or one of its ranks').
+macro_rules! on_node {
+    ($node:literal) => {
+        concat!(
+            "(node_id = ",
+            $node,
+            " OR placement->'ranks' @> jsonb_build_array(jsonb_build_object('node_id', ",
+            $node,
+            "::text)))"
+        )
+    };
+}
+pub(crate) use on_node;
+
 /// A node with its declared capacity and health.
 #[derive(Debug, Clone, FromRow)]
 pub struct SchedNode {
@@ -48,6 +62,8 @@ pub struct SchedNode {
     pub state: String,
     /// `unknown`, `up` or `down`.
     pub health: String,
+    /// Its engine's endpoint (its address for distributed runs).
+    pub endpoint: String,
 }
 
 /// What an active run holds on a node.
@@ -135,8 +151,11 @@ impl Db {
     pub async fn holdings_on_nodes(&self, node_ids: &[Uuid]) -> Result<Vec<Holding>, DbError> {
         Ok(sqlx::query_as::<_, Holding>(concat!(
             "SELECT id AS run_id, workspace_id, node_id, placement FROM runs
-             WHERE node_id = ANY($1) AND placement IS NOT NULL AND ",
+             WHERE placement IS NOT NULL AND ",
             holding!(),
+            " AND (node_id = ANY($1) OR EXISTS (
+                 SELECT 1 FROM jsonb_array_elements(placement->'ranks') AS rank
+                 WHERE (rank->>'node_id')::uuid = ANY($1)))",
             " ORDER BY created_at, id"
         ))
         .bind(node_ids)
@@ -215,7 +234,7 @@ impl Db {
     }
 
     /// Whether `container` is left over: its run is known here, and ended or
-    /// holds another container. A run this database does not know (another
+    /// holds another container (a distributed run holds all of its ranks'). A run this database does not know (another
     /// server sharing the engine) never makes a container left over.
     pub async fn container_is_left_over(
         &self,
@@ -223,7 +242,7 @@ impl Db {
         container: &str,
     ) -> Result<bool, DbError> {
         Ok(sqlx::query_scalar(concat!(
-            "SELECT NOT (container_id IS NOT DISTINCT FROM $2 AND ",
+            "SELECT NOT ((container_id IS NOT DISTINCT FROM $2 OR placement ? 'ranks') AND ",
             holding!(),
             ") FROM runs WHERE id = $1"
         ))
@@ -239,7 +258,9 @@ impl Db {
         Ok(sqlx::query_as::<_, Run>(concat!(
             "SELECT ",
             columns!(),
-            " FROM runs WHERE node_id = $1 AND ",
+            " FROM runs WHERE ",
+            on_node!("$1"),
+            " AND ",
             holding!()
         ))
         .bind(node_id)
@@ -254,7 +275,7 @@ impl SchedulingPass {
     pub async fn cluster_state(&mut self, max_queued: i64) -> Result<ClusterState, DbError> {
         let nodes = sqlx::query_as::<_, SchedNode>(
             "SELECT n.id, n.name, t.id AS compute_target_id, t.name AS compute_target, n.gpu_mode,
-                    n.gpus, n.cpus, n.memory_mb, n.state, n.health
+                    n.gpus, n.cpus, n.memory_mb, n.state, n.health, n.endpoint
              FROM nodes n JOIN compute_targets t ON t.id = n.compute_target_id
              ORDER BY n.id",
         )

@@ -38,6 +38,8 @@ pub struct ContainerSpec {
     pub network_mode: Option<String>,
     /// Bind mounts, `host:container:ro`.
     pub binds: Vec<String>,
+    /// `/etc/hosts` entries, `name:address` (the ranks of a distributed run).
+    pub extra_hosts: Vec<String>,
 }
 
 /// Where a container is in its life.
@@ -96,6 +98,7 @@ impl Engine {
             device_requests,
             network_mode: spec.network_mode.clone(),
             binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
+            extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
             init: Some(true),
             ..Default::default()
         };
@@ -238,6 +241,16 @@ impl Engine {
             format!("{LABEL_OWNER}={owner}"),
         ])
         .await
+    }
+
+    /// The containers of one run on this engine (the ranks of a distributed
+    /// run): (container id, run id, running).
+    pub async fn containers_of_run(
+        &self,
+        run_id: uuid::Uuid,
+    ) -> Result<Vec<(String, String, bool)>, DockerError> {
+        self.labeled_run_containers(vec![format!("{LABEL_RUN_ID}={run_id}")])
+            .await
     }
 
     /// Every container placed on a compute target's node, whichever server

@@ -24,3 +24,5 @@ pub const LABEL_WORKSPACE: &str = "trainyard.workspace";
 /// Label naming the node a run's container was placed on (several nodes may
 /// share one engine).
 pub const LABEL_NODE: &str = "trainyard.node";
+/// Label carrying a distributed run's rank on each of its containers.
+pub const LABEL_RANK: &str = "trainyard.rank";

@@ -3,8 +3,10 @@
 //! placement per started run, a sentence per waiting one. Pure, so the
 //! accounting (what is free on a node) is tested without a database.
 
+use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use trainyard_core::{Resources, RunPlacement};
+use trainyard_core::distribution::{node_address, PORT_RANGE};
+use trainyard_core::{RankPlacement, Resources, RunPlacement};
 use trainyard_db::scheduling::{ClusterState, SchedNode};
 use uuid::Uuid;
 
@@ -36,33 +38,72 @@ pub fn decide(state: &ClusterState, config: PlacementConfig) -> Decisions {
             (key, r.compute_target.as_str())
         })
         .collect();
-    let runs: HashMap<Uuid, Resources> = state
+    let runs: HashMap<Uuid, SchedFields> = state
         .queued
         .iter()
-        .map(|r| (r.id, spec_fields(&r.spec.0).0))
+        .map(|r| (r.id, SchedFields::of(&r.spec.0)))
         .collect();
+    let mut ports = PortPools::from_holdings(state);
     let mut decisions = Decisions::default();
     for assignment in plan.assignments {
-        // One container per run until distributed training places gangs.
-        let Some(container) = assignment.containers.first() else {
-            continue;
-        };
-        let Some(node) = nodes.get(&container.node_id) else {
-            continue;
-        };
-        let resources = runs.get(&assignment.run_id).cloned().unwrap_or_default();
-        decisions.placements.push((
-            assignment.run_id,
-            RunPlacement {
+        let fields = runs.get(&assignment.run_id).cloned().unwrap_or_default();
+        let resources = fields.process_resources();
+        let mut ranks = Vec::with_capacity(assignment.containers.len());
+        for container in &assignment.containers {
+            let Some(node) = nodes.get(&container.node_id) else {
+                break;
+            };
+            let address = node_address(&node.endpoint);
+            let port = if container.ports > 0 {
+                // Nodes that share an address share its ports; the plan
+                // counted each node's alone, so one may be short here.
+                match ports.take(&address) {
+                    Some(port) => port,
+                    None => break,
+                }
+            } else {
+                0
+            };
+            ranks.push(RankPlacement {
                 node_id: node.id,
                 node: node.name.clone(),
-                compute_target: node.compute_target.clone(),
                 gpus: container.gpus.clone(),
                 gpu_mode: node.gpu_mode.clone(),
                 cpus: resources.cpus,
                 memory_mb: resources.memory_mb,
-            },
-        ));
+                address,
+                port,
+            });
+        }
+        if ranks.len() != assignment.containers.len() || ranks.is_empty() {
+            for rank in &ranks {
+                ports.give_back(&rank.address, rank.port);
+            }
+            decisions.waits.push((
+                assignment.run_id,
+                "waiting for free ports on its nodes' addresses".to_string(),
+            ));
+            continue;
+        }
+        let head = &ranks[0];
+        let compute_target = nodes
+            .get(&head.node_id.to_string())
+            .map(|n| n.compute_target.clone())
+            .unwrap_or_default();
+        let mut placement = RunPlacement {
+            node_id: head.node_id,
+            node: head.node.clone(),
+            compute_target,
+            gpus: head.gpus.clone(),
+            gpu_mode: head.gpu_mode.clone(),
+            cpus: head.cpus,
+            memory_mb: head.memory_mb,
+            ranks: Vec::new(),
+        };
+        if fields.is_distributed() {
+            placement.ranks = ranks;
+        }
+        decisions.placements.push((assignment.run_id, placement));
     }
     for waiting in plan.waiting {
         let reason = waiting.reason.renamed(
@@ -82,6 +123,47 @@ pub fn decide(state: &ClusterState, config: PlacementConfig) -> Decisions {
     decisions
 }
 
+/// The ports of each node address that active distributed runs hold.
+struct PortPools {
+    held: HashMap<String, BTreeSet<u16>>,
+}
+
+impl PortPools {
+    fn from_holdings(state: &ClusterState) -> PortPools {
+        let mut held: HashMap<String, BTreeSet<u16>> = HashMap::new();
+        for holding in &state.holdings {
+            for rank in &holding.placement.0.ranks {
+                held.entry(rank.address.clone())
+                    .or_default()
+                    .insert(rank.port);
+            }
+        }
+        PortPools { held }
+    }
+
+    fn free_count(&self, address: &str) -> u32 {
+        let held = self
+            .held
+            .get(address)
+            .map_or(0, |h| h.iter().filter(|p| PORT_RANGE.contains(p)).count());
+        PORT_RANGE.len().saturating_sub(held) as u32
+    }
+
+    /// The lowest free port of `address`, now held.
+    fn take(&mut self, address: &str) -> Option<u16> {
+        let held = self.held.entry(address.to_string()).or_default();
+        let port = PORT_RANGE.clone().find(|p| !held.contains(p))?;
+        held.insert(port);
+        Some(port)
+    }
+
+    fn give_back(&mut self, address: &str, port: u16) {
+        if let Some(held) = self.held.get_mut(address) {
+            held.remove(&port);
+        }
+    }
+}
+
 /// The placement input: each node's free capacity is its declared capacity
 /// less what its active runs hold.
 pub fn placement_input(state: &ClusterState, config: PlacementConfig) -> PlacementInput {
@@ -90,16 +172,14 @@ pub fn placement_input(state: &ClusterState, config: PlacementConfig) -> Placeme
     let mut held_memory: HashMap<Uuid, u64> = HashMap::new();
     let mut workspaces: BTreeMap<Uuid, WorkspaceState> = BTreeMap::new();
     for holding in &state.holdings {
-        let placement = &holding.placement.0;
-        held_gpus
-            .entry(holding.node_id)
-            .or_default()
-            .extend(&placement.gpus);
-        *held_cpus.entry(holding.node_id).or_default() += placement.cpus.unwrap_or(0.0);
-        *held_memory.entry(holding.node_id).or_default() += placement.memory_mb.unwrap_or(0);
         let usage = workspaces.entry(holding.workspace_id).or_default();
         usage.running_runs += 1;
-        usage.gpus_in_use += placement.gpus.len() as u32;
+        for held in holding.placement.0.holdings() {
+            held_gpus.entry(held.node_id).or_default().extend(held.gpus);
+            *held_cpus.entry(held.node_id).or_default() += held.cpus.unwrap_or(0.0);
+            *held_memory.entry(held.node_id).or_default() += held.memory_mb.unwrap_or(0);
+            usage.gpus_in_use += held.gpus.len() as u32;
+        }
     }
     for limits in &state.limits {
         workspaces.entry(limits.id).or_default().quota = Quota {
@@ -107,6 +187,7 @@ pub fn placement_input(state: &ClusterState, config: PlacementConfig) -> Placeme
             max_runs: limits.max_runs.map(|n| n.max(0) as u32),
         };
     }
+    let ports = PortPools::from_holdings(state);
     let nodes = state
         .nodes
         .iter()
@@ -129,7 +210,7 @@ pub fn placement_input(state: &ClusterState, config: PlacementConfig) -> Placeme
                 free_cpus: n.cpus - held_cpus.get(&n.id).copied().unwrap_or(0.0),
                 free_memory_mb: memory_mb
                     .saturating_sub(held_memory.get(&n.id).copied().unwrap_or(0)),
-                free_ports: None,
+                free_ports: Some(ports.free_count(&node_address(&n.endpoint))),
             }
         })
         .collect();
@@ -137,20 +218,22 @@ pub fn placement_input(state: &ClusterState, config: PlacementConfig) -> Placeme
         .queued
         .iter()
         .map(|r| {
-            let (resources, priority) = spec_fields(&r.spec.0);
+            let fields = SchedFields::of(&r.spec.0);
+            let resources = fields.process_resources();
+            let demand = ContainerDemand {
+                gpus: resources.gpus,
+                cpus: resources.cpus.unwrap_or(0.0),
+                memory_mb: resources.memory_mb.unwrap_or(0),
+                ports: u32::from(fields.is_distributed()),
+            };
             WaitingRun {
                 id: r.id,
                 workspace_id: r.workspace_id,
                 compute_target: target_key(r.compute_target_id, &r.compute_target),
-                priority,
+                priority: fields.priority,
                 sequence: r.created_at.timestamp_micros().max(0) as u64,
                 waited_passes: r.waited_passes.max(0) as u32,
-                containers: vec![ContainerDemand {
-                    gpus: resources.gpus,
-                    cpus: resources.cpus.unwrap_or(0.0),
-                    memory_mb: resources.memory_mb.unwrap_or(0),
-                    ports: 0,
-                }],
+                containers: vec![demand; fields.processes() as usize],
             }
         })
         .collect();
@@ -180,17 +263,39 @@ fn target_key(id: Option<Uuid>, name: &str) -> String {
     }
 }
 
-/// A queued run's resources and priority, from its stored spec.
-fn spec_fields(spec: &serde_json::Value) -> (Resources, i32) {
-    let resources = spec
-        .get("resources")
-        .and_then(|r| serde_json::from_value(r.clone()).ok())
-        .unwrap_or_default();
-    let priority = spec
-        .get("priority")
-        .and_then(serde_json::Value::as_i64)
-        .unwrap_or(0) as i32;
-    (resources, priority)
+/// The parts of a queued run's stored spec that placement reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct SchedFields {
+    #[serde(default)]
+    resources: Resources,
+    #[serde(default)]
+    priority: i32,
+    #[serde(default)]
+    node_count: Option<u32>,
+    #[serde(default)]
+    process_count_per_node: Option<u32>,
+    #[serde(default)]
+    distribution: Option<serde_json::Value>,
+}
+
+impl SchedFields {
+    /// Read leniently: a spec that does not parse asks for nothing.
+    fn of(spec: &serde_json::Value) -> SchedFields {
+        SchedFields::deserialize(spec).unwrap_or_default()
+    }
+
+    fn processes(&self) -> u32 {
+        (self.node_count.unwrap_or(1) * self.process_count_per_node.unwrap_or(1)).max(1)
+    }
+
+    fn is_distributed(&self) -> bool {
+        self.distribution.is_some() || self.processes() > 1
+    }
+
+    fn process_resources(&self) -> Resources {
+        self.resources
+            .per_process(self.process_count_per_node.unwrap_or(1))
+    }
 }
 
 #[cfg(test)]
@@ -212,6 +317,7 @@ mod tests {
             memory_mb: 16_384,
             state: "ready".into(),
             health: "up".into(),
+            endpoint: "unix:///var/run/docker.sock".into(),
         }
     }
 
@@ -242,6 +348,7 @@ mod tests {
                 gpu_mode: node.gpu_mode.clone(),
                 cpus: Some(2.0),
                 memory_mb: Some(4096),
+                ranks: Vec::new(),
             }),
         }
     }

@@ -159,18 +159,36 @@ impl NodeExecutors {
 
     /// The executor of a run's node, or why there is none.
     async fn of(&mut self, db: &Db, placement: &RunPlacement) -> Result<Executor, String> {
-        if let Some(executor) = self.by_node.get(&placement.node_id) {
+        self.of_node(db, placement.node_id, &placement.node).await
+    }
+
+    /// The executor of a node, or why there is none.
+    async fn of_node(&mut self, db: &Db, id: Uuid, name: &str) -> Result<Executor, String> {
+        if let Some(executor) = self.by_node.get(&id) {
             return Ok(executor.clone());
         }
         let endpoint = db
-            .node_endpoint(placement.node_id)
+            .node_endpoint(id)
             .await
-            .map_err(|e| format!("node {} is gone: {e}", placement.node))?;
-        let engine = connect_node(&endpoint)
-            .map_err(|e| format!("connecting to node {}: {e}", placement.node))?;
-        let executor = self.base.for_node(engine, &placement.node);
-        self.by_node.insert(placement.node_id, executor.clone());
+            .map_err(|e| format!("node {name} is gone: {e}"))?;
+        let engine =
+            connect_node(&endpoint).map_err(|e| format!("connecting to node {name}: {e}"))?;
+        let executor = self.base.for_node(engine, name);
+        self.by_node.insert(id, executor.clone());
         Ok(executor)
+    }
+
+    /// The executor of each rank's node of a distributed run, in rank order.
+    async fn of_ranks(
+        &mut self,
+        db: &Db,
+        placement: &RunPlacement,
+    ) -> Result<Vec<Executor>, String> {
+        let mut executors = Vec::with_capacity(placement.ranks.len());
+        for rank in &placement.ranks {
+            executors.push(self.of_node(db, rank.node_id, &rank.node).await?);
+        }
+        Ok(executors)
     }
 }
 
@@ -222,6 +240,19 @@ async fn start_on_node(db: &Db, nodes: &mut NodeExecutors, run: Run, running: &m
     let Some(placement) = run.placement.as_ref().map(|p| p.0.clone()) else {
         return;
     };
+    if !placement.ranks.is_empty() {
+        let head = nodes.of(db, &placement).await;
+        match (head, nodes.of_ranks(db, &placement).await) {
+            (Ok(head), Ok(ranks)) => {
+                tracing::info!(run_id = %run.id, ranks = ranks.len(), "placed a distributed run");
+                running.spawn(async move { head.execute_distributed(run, ranks).await });
+            }
+            (Err(reason), _) | (_, Err(reason)) => {
+                fail_all(db, std::slice::from_ref(&run), &reason).await
+            }
+        }
+        return;
+    }
     match nodes.of(db, &placement).await {
         Ok(executor) => {
             tracing::info!(run_id = %run.id, node = %placement.node, gpus = ?placement.gpus, "placed a run");
@@ -243,6 +274,23 @@ async fn reconcile(
     let mut by_node: HashMap<Uuid, Vec<Run>> = HashMap::new();
     let mut local = Vec::new();
     for run in adopted {
+        if let Some(placement) = run.placement.as_ref().filter(|p| !p.0.ranks.is_empty()) {
+            let placement = placement.0.clone();
+            match (
+                nodes.of(db, &placement).await,
+                nodes.of_ranks(db, &placement).await,
+            ) {
+                (Ok(head), Ok(ranks)) => {
+                    running
+                        .on_nodes
+                        .spawn(async move { head.abandon_distributed(run, ranks).await });
+                }
+                (Err(reason), _) | (_, Err(reason)) => {
+                    fail_all(db, std::slice::from_ref(&run), &reason).await
+                }
+            }
+            continue;
+        }
         match &run.placement {
             Some(placement) => by_node.entry(placement.0.node_id).or_default().push(run),
             None => local.push(run),

@@ -7,6 +7,7 @@ use trainyard_core::run_spec::WORKDIR;
 use trainyard_storage::Storage;
 use uuid::Uuid;
 
+use super::supervise::Sources;
 use super::writer::LogWriter;
 use crate::{DockerError, Engine};
 
@@ -23,6 +24,7 @@ pub(crate) async fn tail_logs_dir(
     container: &str,
     writer: &mut LogWriter,
     final_pass: bool,
+    sources: &Sources,
 ) -> Result<(), DockerError> {
     let Some(archive) = engine
         .download_dir(container, &format!("{WORKDIR}/logs"))
@@ -55,7 +57,7 @@ pub(crate) async fn tail_logs_dir(
     let now = Utc::now();
     for (path, bytes) in files {
         // The archive's first component is the directory itself: `logs/…`.
-        let source = path;
+        let source = sources.logs_file(path);
         let mut lines = crate::lines::split_all(&bytes);
         if !final_pass && !bytes.ends_with(b"\n") {
             lines.pop();
@@ -68,13 +70,15 @@ pub(crate) async fn tail_logs_dir(
     Ok(())
 }
 
-/// Copies the container's `./outputs` and `./logs` into the run's files.
-/// Returns how many files were kept.
+/// Copies the container's `./outputs` and `./logs` into the run's files;
+/// those of rank N > 0 of a distributed run go under `outputs/rank-N/` and
+/// `logs/rank-N/`. Returns how many files were kept.
 pub(crate) async fn collect_files(
     engine: &Engine,
     storage: &Storage,
     container: &str,
     run_id: Uuid,
+    rank: Option<u32>,
 ) -> Result<usize, DockerError> {
     let mut kept = 0;
     for dir in ["outputs", "logs"] {
@@ -84,7 +88,10 @@ pub(crate) async fn collect_files(
         else {
             continue;
         };
-        let prefix = format!("{}/{dir}", run_files_prefix(run_id));
+        let prefix = match rank {
+            Some(rank) if rank > 0 => format!("{}/{dir}/rank-{rank}", run_files_prefix(run_id)),
+            _ => format!("{}/{dir}", run_files_prefix(run_id)),
+        };
         let stored =
             trainyard_storage::unpack_into(storage, &prefix, std::io::Cursor::new(archive))
                 .await

@@ -3,8 +3,10 @@
 //! watched) → Finalizing (`./outputs` kept) → Completed, Failed or Canceled.
 //! Also the reconciliation pass that re-adopts containers after a restart.
 
+mod distributed;
 mod files;
 mod inputs;
+mod mpi;
 mod outcome;
 mod reconcile;
 mod supervise;
@@ -25,8 +27,11 @@ use trainyard_db::Db;
 use trainyard_storage::Storage;
 
 use self::outcome::{outcome, Ended};
+use self::supervise::Sources;
 use crate::container::ContainerSpec;
-use crate::{DockerError, Engine, LABEL_NODE, LABEL_OWNER, LABEL_RUN_ID, LABEL_WORKSPACE};
+use crate::{
+    DockerError, Engine, LABEL_NODE, LABEL_OWNER, LABEL_RANK, LABEL_RUN_ID, LABEL_WORKSPACE,
+};
 
 /// The Python SDK, packed by the build script; copied into every container.
 const PYTHON_SDK: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/python-sdk.tar"));
@@ -72,7 +77,51 @@ pub struct Executor {
     config: Arc<ExecutorConfig>,
 }
 
+/// What one container of a run is: its name, what it holds on its node, and
+/// for a rank of a distributed run, the rank's variables and peers.
+struct ContainerPlan {
+    name: String,
+    holds: Option<Holds>,
+    rank: Option<u32>,
+    env: Vec<(String, String)>,
+    extra_hosts: Vec<String>,
+    network_mode: Option<String>,
+    /// For a rank of an MPI run: the SSH and MPI files to unpack at `/`.
+    mpi_files: Option<Bytes>,
+}
+
+/// What a container holds on its node.
+struct Holds {
+    node: String,
+    gpus: Vec<u32>,
+    gpu_mode: String,
+    cpus: Option<f64>,
+    memory_mb: Option<u64>,
+}
+
+impl ContainerPlan {
+    /// The one container of an ordinary run.
+    fn single(run: &Run) -> ContainerPlan {
+        ContainerPlan {
+            name: format!("trainyard-run-{}", run.id),
+            holds: run.placement.as_ref().map(|p| Holds {
+                node: p.0.node.clone(),
+                gpus: p.0.gpus.clone(),
+                gpu_mode: p.0.gpu_mode.clone(),
+                cpus: p.0.cpus,
+                memory_mb: p.0.memory_mb,
+            }),
+            rank: None,
+            env: Vec::new(),
+            extra_hosts: Vec::new(),
+            network_mode: None,
+            mpi_files: None,
+        }
+    }
+}
+
 /// Why a run ended early.
+#[derive(Debug)]
 enum Stop {
     Failed(String),
     Canceled,
@@ -215,6 +264,18 @@ impl Executor {
 
     /// Creates the run's container and copies its source in.
     async fn create(&self, run: &Run, spec: &RunSpec, image: &str) -> Result<String, Stop> {
+        let plan = ContainerPlan::single(run);
+        self.create_container(run, spec, image, &plan).await
+    }
+
+    /// Creates one container of a run as `plan` says, and copies its source in.
+    async fn create_container(
+        &self,
+        run: &Run,
+        spec: &RunSpec,
+        image: &str,
+        plan: &ContainerPlan,
+    ) -> Result<String, Stop> {
         let workspace = self
             .db
             .find_workspace(&run.workspace_id.to_string())
@@ -259,19 +320,33 @@ impl Executor {
         };
         env.retain(|var| !var.starts_with("PYTHONPATH="));
         env.push(python_path);
+        // A rank's own variables win over the run's.
+        for (name, value) in &plan.env {
+            let prefix = format!("{name}=");
+            env.retain(|var| !var.starts_with(&prefix));
+            env.push(format!("{name}={value}"));
+        }
         let mut labels = HashMap::from([
             (LABEL_RUN_ID.to_string(), run.id.to_string()),
             (LABEL_WORKSPACE.to_string(), run.workspace_id.to_string()),
             (LABEL_OWNER.to_string(), self.config.owner.clone()),
         ]);
+        if let Some(rank) = plan.rank {
+            labels.insert(LABEL_RANK.to_string(), rank.to_string());
+        }
+        let mut process = spec.process();
+        if plan.mpi_files.is_some() {
+            let names = mpi::exported_names(env.iter().map(String::as_str));
+            env.push(format!("TRAINYARD_MPI_EXPORT={names}"));
+            process = mpi::rank_process(process);
+        }
         let (mut cpus, mut memory_mb) = (spec.resources.cpus, spec.resources.memory_mb);
         let mut gpu_device_ids = Vec::new();
-        if let Some(placement) = &run.placement {
-            let placement = &placement.0;
-            labels.insert(LABEL_NODE.to_string(), placement.node.clone());
-            (cpus, memory_mb) = (placement.cpus, placement.memory_mb);
-            let ids: Vec<String> = placement.gpus.iter().map(u32::to_string).collect();
-            if placement.gpu_mode != "none" {
+        if let Some(holds) = &plan.holds {
+            labels.insert(LABEL_NODE.to_string(), holds.node.clone());
+            (cpus, memory_mb) = (holds.cpus, holds.memory_mb);
+            let ids: Vec<String> = holds.gpus.iter().map(u32::to_string).collect();
+            if holds.gpu_mode != "none" {
                 // The NVIDIA runtime exposes exactly these; "void" hides all.
                 let visible = if ids.is_empty() {
                     "void".to_string()
@@ -281,34 +356,45 @@ impl Executor {
                 env.retain(|var| !var.starts_with("NVIDIA_VISIBLE_DEVICES="));
                 env.push(format!("NVIDIA_VISIBLE_DEVICES={visible}"));
             }
-            if placement.gpu_mode == "nvidia" {
+            if holds.gpu_mode == "nvidia" {
                 gpu_device_ids = ids;
             }
         }
         let container_spec = ContainerSpec {
-            name: format!("trainyard-run-{}", run.id),
+            name: plan.name.clone(),
             image: image.to_string(),
-            process: spec.process(),
+            process,
             env,
             labels,
             workdir: WORKDIR.to_string(),
             cpus,
             memory_mb,
             gpu_device_ids,
-            network_mode: self.config.network_mode.clone(),
+            network_mode: plan
+                .network_mode
+                .clone()
+                .or_else(|| self.config.network_mode.clone()),
             binds: self.mount_inputs(&spec.inputs).await?,
+            extra_hosts: plan.extra_hosts.clone(),
         };
         let container = self.engine.create_container(&container_spec).await?;
-        self.db
-            .set_run_container(run.id, &container)
-            .await
-            .map_err(|e| Stop::Failed(e.to_string()))?;
+        if plan.rank.unwrap_or(0) == 0 {
+            self.db
+                .set_run_container(run.id, &container)
+                .await
+                .map_err(|e| Stop::Failed(e.to_string()))?;
+        }
         self.engine
             .upload_archive(&container, "/", Bytes::from(workdir_skeleton()?))
             .await?;
         self.engine
             .upload_archive(&container, "/", Bytes::from_static(PYTHON_SDK))
             .await?;
+        if let Some(files) = &plan.mpi_files {
+            self.engine
+                .upload_archive(&container, "/", files.clone())
+                .await?;
+        }
         self.copy_downloads(&container, &spec.inputs).await?;
         if let Some(digest) = &spec.snapshot {
             let key = Storage::snapshot_key(digest)
@@ -327,7 +413,7 @@ impl Executor {
 
     /// Runs the container to its end, keeps its files, and records how it ended.
     async fn supervise_and_finish(&self, run: &Run, container: &str) {
-        let ended = match self.supervise(run, container).await {
+        let ended = match self.supervise(run, container, &Sources::of(None)).await {
             Ok(ended) => ended,
             Err(err) => {
                 tracing::warn!(error = %err, "supervising the run failed");
@@ -363,7 +449,7 @@ impl Executor {
         if let Some(code) = ended.exit_code {
             let _ = self.db.set_run_exit_code(run.id, code as i32).await;
         }
-        let kept = files::collect_files(&self.engine, &self.storage, container, run.id).await;
+        let kept = files::collect_files(&self.engine, &self.storage, container, run.id, None).await;
         let (status, reason, error) = outcome(run, ended, kept.map(|_| ()));
         let _ = self
             .transition(run, status, &reason, error.as_deref())

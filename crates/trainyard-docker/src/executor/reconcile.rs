@@ -138,7 +138,7 @@ impl Executor {
 
     async fn finish_from_finalizing(&self, run: &Run, container: &str, ended: Ended) {
         let kept =
-            super::files::collect_files(&self.engine, &self.storage, container, run.id).await;
+            super::files::collect_files(&self.engine, &self.storage, container, run.id, None).await;
         let (status, _, error) = outcome(run, ended, kept.map(|_| ()));
         let _ = self
             .transition(

@@ -15,10 +15,46 @@ use crate::container::OutputStream;
 use crate::lines::LineSplitter;
 use crate::DockerError;
 
-fn source(stream: OutputStream) -> &'static str {
-    match stream {
-        OutputStream::Stdout => "stdout",
-        OutputStream::Stderr => "stderr",
+/// The log sources of one container: `stdout`, `stderr` and `logs/…`, or
+/// for a rank of a distributed run `stdout/rank-N`, `stderr/rank-N` and
+/// `logs/rank-N/…`.
+#[derive(Debug, Clone)]
+pub(crate) struct Sources {
+    stdout: String,
+    stderr: String,
+    rank: Option<u32>,
+}
+
+impl Sources {
+    pub(crate) fn of(rank: Option<u32>) -> Sources {
+        let (stdout, stderr) = match rank {
+            None => ("stdout".to_string(), "stderr".to_string()),
+            Some(rank) => (format!("stdout/rank-{rank}"), format!("stderr/rank-{rank}")),
+        };
+        Sources {
+            stdout,
+            stderr,
+            rank,
+        }
+    }
+
+    fn output(&self, stream: OutputStream) -> &str {
+        match stream {
+            OutputStream::Stdout => &self.stdout,
+            OutputStream::Stderr => &self.stderr,
+        }
+    }
+
+    fn outputs(&self) -> [&str; 2] {
+        [&self.stdout, &self.stderr]
+    }
+
+    /// The source of a file under `./logs` (`logs/train.log`).
+    pub(crate) fn logs_file(&self, path: String) -> String {
+        match (self.rank, path.strip_prefix("logs/")) {
+            (Some(rank), Some(rest)) => format!("logs/rank-{rank}/{rest}"),
+            _ => path,
+        }
     }
 }
 
@@ -63,7 +99,12 @@ impl Executor {
     /// from the start: a follow can end early without error when the
     /// container exits just as it attaches, and the second pass stores
     /// whatever the first missed.
-    pub(crate) async fn supervise(&self, run: &Run, container: &str) -> Result<Ended, DockerError> {
+    pub(crate) async fn supervise(
+        &self,
+        run: &Run,
+        container: &str,
+        sources: &Sources,
+    ) -> Result<Ended, DockerError> {
         let mut writer = LogWriter::open(self.db.clone(), run.id)
             .await
             .map_err(db_error)?;
@@ -73,6 +114,7 @@ impl Executor {
             .map(|t| t.into())
             .unwrap_or_else(std::time::SystemTime::now);
         let mut watch = Watch {
+            sources: sources.clone(),
             stopped: None,
             last_cancel_check: Instant::now(),
             last_tail: Instant::now(),
@@ -87,7 +129,7 @@ impl Executor {
                 chunk = output.next() => match chunk {
                     Some(Ok(chunk)) => {
                         for line in splitters.push(chunk.stream, chunk.at, &chunk.bytes) {
-                            writer.offer(source(chunk.stream), chunk.at, line);
+                            writer.offer(sources.output(chunk.stream), chunk.at, line);
                         }
                         writer.flush_if_due().await.map_err(db_error)?;
                     }
@@ -121,8 +163,12 @@ impl Executor {
         // (or of a line begun and not ended): a follow can end early, but
         // what it delivered came in order, so nothing before that is missing.
         writer.flush().await.map_err(db_error)?;
+        let outputs = sources.outputs();
         let resume = match (
-            self.db.last_output_at(run.id).await.map_err(db_error)?,
+            self.db
+                .last_output_at(run.id, &outputs)
+                .await
+                .map_err(db_error)?,
             splitters.earliest_pending(),
         ) {
             (Some(stored), Some(pending)) => Some(stored.min(pending)),
@@ -132,10 +178,10 @@ impl Executor {
         let boundary = DateTime::from_timestamp(since, 0).unwrap_or_default();
         let again = self
             .db
-            .output_lines_since(run.id, boundary)
+            .output_lines_since(run.id, &outputs, boundary)
             .await
             .map_err(db_error)?;
-        for name in ["stdout", "stderr"] {
+        for name in outputs {
             let repeated = if since == 0 {
                 writer.stored(name)
             } else {
@@ -151,16 +197,16 @@ impl Executor {
             let chunk = chunk?;
             last_at = chunk.at;
             for line in splitters.push(chunk.stream, chunk.at, &chunk.bytes) {
-                writer.offer(source(chunk.stream), chunk.at, line);
+                writer.offer(sources.output(chunk.stream), chunk.at, line);
             }
             writer.flush_if_due().await.map_err(db_error)?;
         }
         for stream in [OutputStream::Stdout, OutputStream::Stderr] {
             if let Some(rest) = splitters.get(stream).finish() {
-                writer.offer(source(stream), last_at, rest);
+                writer.offer(sources.output(stream), last_at, rest);
             }
         }
-        tail_logs_dir(&self.engine, container, &mut writer, true).await?;
+        tail_logs_dir(&self.engine, container, &mut writer, true, sources).await?;
         writer.flush().await.map_err(db_error)?;
         Ok(Ended {
             exit_code,
@@ -199,7 +245,7 @@ impl Executor {
         }
         if watch.last_tail.elapsed() >= self.config.logs_poll {
             watch.last_tail = Instant::now();
-            tail_logs_dir(&self.engine, container, writer, false).await?;
+            tail_logs_dir(&self.engine, container, writer, false, &watch.sources).await?;
         }
         Ok(())
     }
@@ -227,6 +273,7 @@ impl Executor {
 }
 
 struct Watch {
+    sources: Sources,
     stopped: Option<StopReason>,
     last_cancel_check: Instant,
     last_tail: Instant,

@@ -165,8 +165,16 @@ impl NodeView {
         Ok(nodes
             .into_iter()
             .map(|node| {
-                let on_node: Vec<&Holding> =
-                    holdings.iter().filter(|h| h.node_id == node.id).collect();
+                let on_node: Vec<&Holding> = holdings
+                    .iter()
+                    .filter(|h| {
+                        h.placement
+                            .0
+                            .holdings()
+                            .iter()
+                            .any(|c| c.node_id == node.id)
+                    })
+                    .collect();
                 NodeView::new(node, &on_node)
             })
             .collect())
@@ -180,11 +188,11 @@ impl NodeView {
 
     fn new(n: Node, holdings: &[&Holding]) -> Self {
         let mut allocated = NodeAllocation::default();
-        for holding in holdings {
-            let placement = &holding.placement.0;
-            allocated.gpus.extend(&placement.gpus);
-            allocated.cpus += placement.cpus.unwrap_or(0.0);
-            allocated.memory_mb += placement.memory_mb.unwrap_or(0);
+        let containers = holdings.iter().flat_map(|h| h.placement.0.holdings());
+        for held in containers.filter(|c| c.node_id == n.id) {
+            allocated.gpus.extend(held.gpus);
+            allocated.cpus += held.cpus.unwrap_or(0.0);
+            allocated.memory_mb += held.memory_mb.unwrap_or(0);
         }
         allocated.gpus.sort_unstable();
         let gpus = n.gpus.max(0) as u32;

@@ -4,7 +4,8 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use trainyard_core::run_spec::INPUTS_DIR;
 use trainyard_core::{
-    validate, EnvironmentSpec, InputMode, Name, Resources, Role, RunEnvironment, RunInput, RunSpec,
+    validate, Distribution, EnvironmentSpec, InputMode, Name, Resources, Role, RunEnvironment,
+    RunInput, RunSpec,
 };
 use trainyard_db::runs::NewRun;
 use trainyard_db::{Db, DbError};
@@ -66,6 +67,18 @@ pub struct CreateRun {
     /// or command becomes the input's path in the container.
     #[serde(default)]
     pub inputs: Vec<InputRequest>,
+    /// Nodes a distributed run spans (default 1).
+    #[serde(default)]
+    pub node_count: Option<u32>,
+    /// Processes per node (default 1); each is a container (rank) of its
+    /// own and gets an equal share of `resources`.
+    #[serde(default)]
+    pub process_count_per_node: Option<u32>,
+    /// How the processes find each other: `{"type": "pytorch"}`,
+    /// `{"type": "tensorflow", "worker_count": 2, "parameter_server_count": 1}`
+    /// or `{"type": "mpi"}`. Required with more than one process.
+    #[serde(default)]
+    pub distribution: Option<Distribution>,
 }
 
 /// What a run asks for; absent amounts are the compute target's defaults
@@ -176,7 +189,10 @@ async fn executable_spec(
         && body.environment.is_none()
         && body.arguments.is_empty()
         && body.time_limit_seconds.is_none()
-        && body.inputs.is_empty();
+        && body.inputs.is_empty()
+        && body.distribution.is_none()
+        && body.node_count.is_none()
+        && body.process_count_per_node.is_none();
     if records_only {
         return Ok((serde_json::json!({}), Vec::new()));
     }
@@ -196,6 +212,9 @@ async fn executable_spec(
         environment_variables: body.environment_variables,
         time_limit_seconds: body.time_limit_seconds,
         inputs,
+        node_count: body.node_count.unwrap_or(1),
+        process_count_per_node: body.process_count_per_node.unwrap_or(1),
+        distribution: body.distribution,
     };
     spec.validate()?;
     let mut spec = spec;

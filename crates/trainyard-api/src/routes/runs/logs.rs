@@ -66,6 +66,9 @@ pub struct LogQuery {
 /// A page of one source of a run's log.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LogPage {
+    /// The source read: the one asked for, or by default `stdout` (rank 0's,
+    /// `stdout/rank-0`, for a distributed run).
+    pub source: String,
     /// Every source the run's log has.
     pub sources: Vec<String>,
     /// The lines, in order.
@@ -94,16 +97,31 @@ pub(super) async fn read_run_log(
     let (_, run_id) = path;
     let workspace_id = scope.require(Role::Reader)?;
     let sources = db.run_log_sources(workspace_id, run_id).await?;
-    let source = query.source.unwrap_or_else(|| "stdout".to_string());
+    let source = query
+        .source
+        .unwrap_or_else(|| default_source(&sources).to_string());
     let from_seq = int_param("from_seq", query.from_seq.as_deref(), 0..=i64::MAX)?.unwrap_or(0);
     let limit = int_param("limit", query.limit.as_deref(), 1..=MAX_LINES_PER_PAGE)?.unwrap_or(1000);
     let lines = db.read_run_log(run_id, &source, from_seq, limit).await?;
     let next_seq = lines.last().map(|l| l.seq + 1).unwrap_or(from_seq);
     Ok(AppJson(LogPage {
+        source,
         sources,
         lines: lines.into_iter().map(Into::into).collect(),
         next_seq,
     }))
+}
+
+/// The source a page shows when none is asked for: the process's output,
+/// or rank 0's for a distributed run.
+fn default_source(sources: &[String]) -> &'static str {
+    let distributed =
+        !sources.iter().any(|s| s == "stdout") && sources.iter().any(|s| s == "stdout/rank-0");
+    if distributed {
+        "stdout/rank-0"
+    } else {
+        "stdout"
+    }
 }
 
 /// Which sources to follow.

@@ -1,0 +1,327 @@
+//! A distributed run: a container per rank, possibly on several nodes, all
+//! created before any starts, followed together, and all stopped when one
+//! rank fails, so no rank is left waiting for a peer that is gone.
+
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use trainyard_core::distribution::{rank_environment, rank_host, Peer};
+use trainyard_core::{Distribution, RankPlacement, RunSpec, RunStatus};
+use trainyard_db::runs::Run;
+
+use super::mpi;
+use super::outcome::{outcome, Ended};
+use super::supervise::Sources;
+use super::{files, ContainerPlan, Executor, Holds, Stop};
+
+/// Ranks of a distributed run share their node's network: each listens on
+/// the port the scheduler gave it.
+const RANK_NETWORK_MODE: &str = "host";
+
+/// A rank's container, on its node's engine.
+struct RankContainer {
+    rank: u32,
+    node: String,
+    executor: Executor,
+    container: String,
+    sources: Sources,
+}
+
+/// The first rank that failed, and how.
+struct Failure {
+    rank: u32,
+    node: String,
+    exit_code: Option<i64>,
+    error: Option<String>,
+}
+
+impl Failure {
+    fn describe(&self) -> String {
+        let how = match (&self.error, self.exit_code) {
+            (Some(error), _) => format!("could not be followed ({error})"),
+            (None, Some(code)) => format!("exited with code {code}"),
+            (None, None) => "disappeared before it exited".to_string(),
+        };
+        format!(
+            "rank {} (node {}) {how}; the other ranks were stopped",
+            self.rank, self.node
+        )
+    }
+}
+
+impl Executor {
+    /// Takes a placed distributed run to its end. `ranks` holds the executor
+    /// of each rank's node, in rank order.
+    #[tracing::instrument(skip_all, fields(run_id = %run.id))]
+    pub async fn execute_distributed(&self, run: Run, ranks: Vec<Executor>) {
+        let mut containers = Vec::new();
+        match self.start_ranks(&run, &ranks, &mut containers).await {
+            Ok(()) => self.follow_ranks(&run, &containers).await,
+            Err(stop) => {
+                let (status, reason, error) = match stop {
+                    Stop::Canceled => (RunStatus::Canceled, "canceled by user", None),
+                    Stop::Failed(message) => {
+                        (RunStatus::Failed, "failed before running", Some(message))
+                    }
+                };
+                let _ = self
+                    .transition(&run, status, reason, error.as_deref())
+                    .await;
+                self.remove_ranks(&run, &containers).await;
+            }
+        }
+    }
+
+    /// Builds the image on each node, creates every rank's container, then
+    /// starts them all. Containers created so far are pushed to `created`.
+    async fn start_ranks(
+        &self,
+        run: &Run,
+        ranks: &[Executor],
+        created: &mut Vec<RankContainer>,
+    ) -> Result<(), Stop> {
+        let spec: RunSpec = serde_json::from_value(run.spec.0.clone())
+            .map_err(|e| Stop::Failed(format!("the run's spec is unreadable: {e}")))?;
+        let placed: Vec<RankPlacement> = run
+            .placement
+            .as_ref()
+            .map(|p| p.0.ranks.clone())
+            .unwrap_or_default();
+        if placed.len() != ranks.len() || placed.is_empty() {
+            return Err(Stop::Failed(format!(
+                "the run was placed with {} ranks but has {} executors",
+                placed.len(),
+                ranks.len()
+            )));
+        }
+        // One build per node, however many of its ranks the node has.
+        let mut images: HashMap<uuid::Uuid, String> = HashMap::new();
+        for (executor, rank) in ranks.iter().zip(&placed) {
+            if let Entry::Vacant(entry) = images.entry(rank.node_id) {
+                entry.insert(executor.prepare_image(run, &spec).await?);
+            }
+        }
+        self.check_cancel(run).await?;
+        self.transition(run, RunStatus::Starting, "images ready on every node", None)
+            .await?;
+        let peers: Vec<Peer> = placed
+            .iter()
+            .map(|r| Peer {
+                address: r.address.clone(),
+                port: r.port,
+            })
+            .collect();
+        // MPI: a key pair for this run alone, and the files every rank needs.
+        let is_mpi = matches!(spec.distribution, Some(Distribution::Mpi {}));
+        let mpi_files = if is_mpi {
+            let keys = mpi::generate_key_pair(&format!("trainyard-run-{}", run.id))?;
+            Some(bytes::Bytes::from(mpi::rank_files(&keys, &placed)?))
+        } else {
+            None
+        };
+        let hosts: Vec<String> = placed
+            .iter()
+            .enumerate()
+            .map(|(i, r)| format!("{}:{}", rank_host(i as u32), r.address))
+            .collect();
+        for (i, (executor, rank)) in ranks.iter().zip(&placed).enumerate() {
+            let i = i as u32;
+            let plan = ContainerPlan {
+                name: format!("trainyard-run-{}-rank-{i}", run.id),
+                holds: Some(Holds {
+                    node: rank.node.clone(),
+                    gpus: rank.gpus.clone(),
+                    gpu_mode: rank.gpu_mode.clone(),
+                    cpus: rank.cpus,
+                    memory_mb: rank.memory_mb,
+                }),
+                rank: Some(i),
+                env: rank_environment(spec.distribution.as_ref(), spec.shape(), i, &peers),
+                // mpirun would take names of one address for one host; its
+                // SSH settings carry each rank's address and port instead.
+                extra_hosts: if is_mpi { Vec::new() } else { hosts.clone() },
+                network_mode: Some(RANK_NETWORK_MODE.to_string()),
+                mpi_files: mpi_files.clone(),
+            };
+            let sources = Sources::of(Some(i));
+            let image = &images[&rank.node_id];
+            let container = executor.create_container(run, &spec, image, &plan).await?;
+            created.push(RankContainer {
+                rank: i,
+                node: rank.node.clone(),
+                executor: executor.clone(),
+                container,
+                sources,
+            });
+        }
+        self.check_cancel(run).await?;
+        for rank in created.iter() {
+            rank.executor
+                .engine
+                .start_container(&rank.container)
+                .await?;
+        }
+        let reason = format!("all {} ranks started", created.len());
+        self.transition(run, RunStatus::Running, &reason, None)
+            .await
+    }
+
+    /// Follows every rank to its end; the first rank to fail stops the
+    /// others. In an MPI run rank 0's `mpirun` is the run: when it ends, the
+    /// other ranks (SSH servers) are stopped. Then keeps the files of every
+    /// rank and ends the run.
+    async fn follow_ranks(&self, run: &Run, ranks: &[RankContainer]) {
+        let launcher = run.spec.0.get("distribution").and_then(|d| d.get("type"))
+            == Some(&serde_json::json!("mpi"));
+        let mut following: FuturesUnordered<_> = ranks
+            .iter()
+            .map(|rank| async move {
+                let ended = rank
+                    .executor
+                    .supervise(run, &rank.container, &rank.sources)
+                    .await;
+                (rank, ended)
+            })
+            .collect();
+        let mut failure: Option<Failure> = None;
+        let mut stopped = None;
+        let mut launcher_done = false;
+        while let Some((rank, ended)) = following.next().await {
+            if launcher && launcher_done {
+                continue;
+            }
+            let failed = match ended {
+                Ok(ended) if ended.stopped.is_some() => {
+                    stopped = stopped.or(ended.stopped);
+                    None
+                }
+                Ok(Ended {
+                    exit_code: Some(0), ..
+                }) => None,
+                Ok(ended) => Some(Failure {
+                    rank: rank.rank,
+                    node: rank.node.clone(),
+                    exit_code: ended.exit_code,
+                    error: None,
+                }),
+                Err(err) => Some(Failure {
+                    rank: rank.rank,
+                    node: rank.node.clone(),
+                    exit_code: None,
+                    error: Some(err.to_string()),
+                }),
+            };
+            // Ranks stopped because another failed exit non-zero too: only
+            // the first failure counts.
+            if let (Some(failed), None, None) = (failed, &failure, stopped) {
+                tracing::info!(run_id = %run.id, rank = failed.rank, "a rank failed; stopping the others");
+                self.stop_ranks(ranks, failed.rank);
+                failure = Some(failed);
+            } else if launcher && rank.rank == 0 && failure.is_none() {
+                self.stop_ranks(ranks, 0);
+            }
+            if launcher && rank.rank == 0 {
+                launcher_done = true;
+            }
+        }
+        drop(following);
+
+        if self
+            .transition(run, RunStatus::Finalizing, "every rank exited", None)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let exit_code = failure.as_ref().map_or(Some(0), |f| f.exit_code);
+        if let Some(code) = exit_code {
+            let _ = self.db.set_run_exit_code(run.id, code as i32).await;
+        }
+        let mut kept = Ok(());
+        for rank in ranks {
+            let collected = files::collect_files(
+                &rank.executor.engine,
+                &self.storage,
+                &rank.container,
+                run.id,
+                Some(rank.rank),
+            )
+            .await;
+            if let Err(err) = collected {
+                kept = Err(err);
+            }
+        }
+        let (status, reason, error) = match &failure {
+            Some(failure) if stopped.is_none() => {
+                let message = failure.describe();
+                (RunStatus::Failed, message.clone(), Some(message))
+            }
+            _ => outcome(
+                run,
+                Ended {
+                    exit_code: Some(0),
+                    stopped,
+                },
+                kept,
+            ),
+        };
+        self.remove_ranks(run, ranks).await;
+        let _ = self
+            .transition(run, status, &reason, error.as_deref())
+            .await;
+    }
+
+    /// Stops every rank but `except`, in the background.
+    fn stop_ranks(&self, ranks: &[RankContainer], except: u32) {
+        let grace = self.config.stop_grace_seconds;
+        for rank in ranks.iter().filter(|r| r.rank != except) {
+            let engine = rank.executor.engine.clone();
+            let container = rank.container.clone();
+            tokio::spawn(async move {
+                if let Err(err) = engine.stop_container(&container, grace).await {
+                    tracing::warn!(error = %err, "stopping a rank failed");
+                }
+            });
+        }
+    }
+
+    /// Revokes the run's tokens and removes its ranks' containers (before the
+    /// run's final status, so an ended run has no container left).
+    async fn remove_ranks(&self, run: &Run, ranks: &[RankContainer]) {
+        self.cleanup(run, None).await;
+        if self.config.keep_containers {
+            return;
+        }
+        for rank in ranks {
+            if let Err(err) = rank.executor.engine.remove_container(&rank.container).await {
+                tracing::warn!(error = %err, "removing a rank's container failed");
+            }
+        }
+    }
+
+    /// After a restart: a distributed run is not followed again. Its ranks'
+    /// containers on the engines of `nodes` are removed and it fails.
+    pub async fn abandon_distributed(&self, run: Run, nodes: Vec<Executor>) {
+        for executor in &nodes {
+            let containers = executor.engine.containers_of_run(run.id).await;
+            for (container, _, _) in containers.unwrap_or_default() {
+                let _ = executor.engine.remove_container(&container).await;
+            }
+        }
+        let reason = format!(
+            "the server stopped while the distributed run was {}; its ranks were stopped, \
+             submit it again",
+            run.status()
+        );
+        let _ = self
+            .transition(
+                &run,
+                RunStatus::Failed,
+                "lost during a server restart",
+                Some(&reason),
+            )
+            .await;
+        self.cleanup(&run, None).await;
+    }
+}
