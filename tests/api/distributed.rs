@@ -158,25 +158,37 @@ async fn pytorch_2_nodes_x_2_processes_all_reduce_over_gloo() {
         .await;
     assert_eq!(page["source"], "stdout/rank-0", "{page}");
 
-    // Metrics of rank 0 are the run's: world size 4 and the reduced value.
-    let (status, metrics) = app
-        .get(
-            &format!("/api/v1/workspaces/lab/runs/{run_id}/metrics"),
-            &token,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{metrics}");
-    let latest = |name: &str| {
-        metrics["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == name)
-            .map(|m| m["latest"]["value"].clone())
-            .unwrap_or(Value::Null)
+    // Metrics of rank 0 are the run's: world size 4 and the reduced value;
+    // every rank's are kept, the others' as rank-N/<name>.
+    let metrics = |query: &'static str| {
+        let path = format!("/api/v1/workspaces/lab/runs/{run_id}/metrics{query}");
+        let (app, token) = (&app, &token);
+        async move {
+            let (status, body) = app.get(&path, token).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    let name = m["name"].as_str().unwrap().to_string();
+                    (name, (m["count"].clone(), m["latest"]["value"].clone()))
+                })
+                .collect::<std::collections::BTreeMap<_, _>>()
+        }
     };
-    assert_eq!(latest("world_size").as_f64(), Some(4.0), "{metrics}");
-    assert_eq!(latest("reduced").as_f64(), Some(10.0), "{metrics}");
+    let shown = metrics("").await;
+    assert_eq!(
+        shown.keys().collect::<Vec<_>>(),
+        ["reduced", "world_size"],
+        "{shown:?}"
+    );
+    assert_eq!(shown["world_size"].0, 1, "only rank 0's point: {shown:?}");
+    assert_eq!(shown["world_size"].1.as_f64(), Some(4.0));
+    assert_eq!(shown["reduced"].1.as_f64(), Some(10.0));
+    let every_rank = metrics("?ranks=all").await;
+    assert_eq!(every_rank.len(), 8, "{every_rank:?}");
+    assert_eq!(every_rank["rank-3/reduced"].1.as_f64(), Some(10.0));
 
     // Rank 0's outputs are the run's; the others' are under outputs/rank-N.
     let (_, files) = app

@@ -213,7 +213,7 @@ async fn a_run_token_writes_only_its_own_run() {
     let ws = uuid::Uuid::parse_str(&app.workspace_id("lab").await).unwrap();
     let run_token = app
         .db
-        .create_run_token(ws, uuid::Uuid::parse_str(&run).unwrap())
+        .create_run_token(ws, uuid::Uuid::parse_str(&run).unwrap(), None)
         .await
         .unwrap();
     let point = json!({ "metrics": [{ "name": "loss", "value": 1.0 }] });

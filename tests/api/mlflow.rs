@@ -377,7 +377,7 @@ async fn a_run_token_writes_only_to_its_run() {
     let workspace = Uuid::parse_str(&app.workspace_id("ml").await).unwrap();
     let run_token = app
         .db
-        .create_run_token(workspace, Uuid::parse_str(&own).unwrap())
+        .create_run_token(workspace, Uuid::parse_str(&own).unwrap(), None)
         .await
         .unwrap();
     let metric = |run: &str| json!({ "run_id": run, "key": "m", "value": 1.0, "timestamp": 0 });

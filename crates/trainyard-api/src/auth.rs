@@ -26,6 +26,7 @@ pub async fn ensure_admin_token(db: &Db, secret: &str) -> Result<(), DbError> {
         prefix: &stored.prefix,
         expires_at: None,
         run_id: None,
+        run_rank: None,
     })
     .await
     .map(|_| ())
@@ -42,6 +43,7 @@ pub async fn create_admin_token(db: &Db) -> Result<String, DbError> {
         prefix: &new.prefix,
         expires_at: None,
         run_id: None,
+        run_rank: None,
     })
     .await?;
     Ok(new.secret)
@@ -58,6 +60,8 @@ pub struct Caller {
     pub role: Role,
     /// For a run's own token, the one run it may write to.
     pub run_id: Option<Uuid>,
+    /// For the token of a distributed run's rank: which rank writes.
+    pub run_rank: Option<u32>,
 }
 
 impl Caller {
@@ -135,6 +139,7 @@ impl From<Token> for Caller {
             workspace_id: token.workspace_id,
             role: token.role(),
             run_id: token.run_id,
+            run_rank: token.run_rank.map(|r| r.max(0) as u32),
         }
     }
 }

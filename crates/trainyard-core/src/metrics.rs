@@ -214,3 +214,38 @@ mod tests {
         assert!(metric_name("n", &"x".repeat(251)).is_err());
     }
 }
+
+/// The name a metric is kept under when rank `rank` of a distributed run
+/// logs it: rank 0's (and an ordinary run's) as given, rank N's as
+/// `rank-N/<name>`, so every rank's points are kept and rank 0's are the
+/// run's.
+pub fn rank_metric_name(rank: Option<u32>, name: String) -> String {
+    match rank {
+        Some(rank) if rank > 0 => format!("rank-{rank}/{name}"),
+        _ => name,
+    }
+}
+
+/// Whether a metric is another rank's than 0 (hidden unless asked for).
+pub fn is_other_rank_metric(name: &str) -> bool {
+    name.strip_prefix("rank-")
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(rank, _)| !rank.is_empty() && rank.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod rank_tests {
+    use super::*;
+
+    #[test]
+    fn other_ranks_metrics_are_kept_apart() {
+        assert_eq!(rank_metric_name(None, "loss".into()), "loss");
+        assert_eq!(rank_metric_name(Some(0), "loss".into()), "loss");
+        let name = rank_metric_name(Some(3), "loss".into());
+        assert_eq!(name, "rank-3/loss");
+        assert!(is_other_rank_metric(&name));
+        assert!(!is_other_rank_metric("loss"));
+        assert!(!is_other_rank_metric("rank-x/loss"));
+        assert!(!is_other_rank_metric("rank-/loss"));
+    }
+}

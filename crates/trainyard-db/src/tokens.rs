@@ -59,6 +59,8 @@ pub struct Token {
     pub workspace_id: Option<Uuid>,
     /// The run it is scoped to: such a token writes only to that run.
     pub run_id: Option<Uuid>,
+    /// For a rank of a distributed run: which.
+    pub run_rank: Option<i32>,
     /// A label chosen by its creator.
     pub name: String,
     /// Stored role name; see [`Token::role`].
@@ -98,6 +100,8 @@ pub struct NewToken<'a> {
     pub workspace_id: Option<Uuid>,
     /// The run it is scoped to, for a run's own token.
     pub run_id: Option<Uuid>,
+    /// For a rank of a distributed run: which.
+    pub run_rank: Option<i32>,
     /// Its label.
     pub name: &'a str,
     /// Its role.
@@ -113,7 +117,7 @@ pub struct NewToken<'a> {
 /// The columns of [`Token`], for `concat!` into queries.
 macro_rules! columns {
     () => {
-        "id, workspace_id, run_id, name, role, prefix, created_at, expires_at, revoked_at, last_used_at"
+        "id, workspace_id, run_id, run_rank, name, role, prefix, created_at, expires_at, revoked_at, last_used_at"
     };
 }
 
@@ -138,8 +142,8 @@ impl Db {
     /// Stores a new token.
     pub async fn create_token(&self, new: NewToken<'_>) -> Result<Token, DbError> {
         sqlx::query_as::<_, Token>(concat!(
-            "INSERT INTO api_tokens (id, workspace_id, name, role, secret_hash, prefix, expires_at, run_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
+            "INSERT INTO api_tokens (id, workspace_id, name, role, secret_hash, prefix, expires_at, run_id, run_rank)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
             columns!(),
             ""
         ))
@@ -151,6 +155,7 @@ impl Db {
         .bind(new.prefix)
         .bind(new.expires_at)
         .bind(new.run_id)
+        .bind(new.run_rank)
         .fetch_one(self.pool())
         .await
         .map_err(DbError::on_unique(
@@ -281,11 +286,13 @@ impl Db {
         &self,
         workspace_id: Uuid,
         run_id: Uuid,
+        rank: Option<u32>,
     ) -> Result<String, DbError> {
         let new = new_secret();
         self.create_token(NewToken {
             workspace_id: Some(workspace_id),
             run_id: Some(run_id),
+            run_rank: rank.map(|r| r as i32),
             name: "run",
             role: Role::Contributor,
             secret_hash: &new.hash,

@@ -27,6 +27,11 @@ pub struct MlflowCaller {
 }
 
 impl MlflowCaller {
+    /// For the token of a distributed run's rank: which rank writes.
+    pub fn run_rank(&self) -> Option<u32> {
+        self.caller.run_rank
+    }
+
     /// The workspace, for reading (every role reads).
     pub fn read(&self) -> Uuid {
         self.workspace_id
@@ -129,12 +134,7 @@ where
             }
         };
         let caller = MlflowCaller {
-            caller: Caller {
-                token_id: token.id,
-                workspace_id: token.workspace_id,
-                role: token.role(),
-                run_id: token.run_id,
-            },
+            caller: Caller::from(token),
             workspace_id,
         };
         parts.extensions.insert(caller.clone());

@@ -8,6 +8,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashSet;
+use trainyard_core::metrics::rank_metric_name;
 use trainyard_core::mlflow::{self as rules};
 use trainyard_core::{MetricKind, MetricValue};
 use trainyard_db::metrics::NewMetricPoint;
@@ -82,7 +83,8 @@ pub(super) async fn log_metric(
 ) -> MlflowResult<Json<Value>> {
     let id = run_id(&body.run_id, &body.run_uuid)?;
     let workspace_id = caller.write_run(id)?;
-    let point = body.metric.point("")?;
+    let mut point = body.metric.point("")?;
+    point.name = rank_metric_name(caller.run_rank(), point.name);
     check_active(&db, workspace_id, id).await?;
     db.log_metrics(id, vec![point]).await?;
     Ok(Json(json!({})))
@@ -184,7 +186,11 @@ pub(super) async fn log_batch(
         .metrics
         .into_iter()
         .enumerate()
-        .map(|(i, m)| m.point(&format!("metrics[{i}].")))
+        .map(|(i, m)| {
+            let mut point = m.point(&format!("metrics[{i}]."))?;
+            point.name = rank_metric_name(caller.run_rank(), point.name);
+            Ok(point)
+        })
         .collect::<MlflowResult<Vec<_>>>()?;
     let mut seen = HashSet::new();
     let mut params = Vec::with_capacity(batch.params.len());

@@ -283,7 +283,7 @@ impl Executor {
             .map_err(|e| Stop::Failed(e.to_string()))?;
         let token = self
             .db
-            .create_run_token(run.workspace_id, run.id)
+            .create_run_token(run.workspace_id, run.id, plan.rank)
             .await
             .map_err(|e| Stop::Failed(e.to_string()))?;
         let mut env: Vec<String> = spec

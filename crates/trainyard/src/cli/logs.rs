@@ -62,7 +62,8 @@ fn print_line(line: &LogLine) -> std::io::Result<()> {
 pub async fn logs(args: LogsArgs) -> anyhow::Result<i32> {
     let client = args.connection.connect()?;
     let sources = if args.source.is_empty() && !args.all {
-        vec!["stdout".to_string(), "stderr".to_string()]
+        let run: Value = client.get(&["runs", &args.run_id.to_string()], &[]).await?;
+        output_sources(&run)
     } else {
         args.source.clone()
     };
@@ -106,6 +107,20 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<i32> {
         print_line(line)?;
     }
     Ok(0)
+}
+
+/// The sources of a run's own output: `stdout` and `stderr`, or each rank's
+/// (`stdout/rank-N`, `stderr/rank-N`) for a distributed run.
+fn output_sources(run: &Value) -> Vec<String> {
+    let spec = &run["spec"];
+    let count = |field: &str| spec[field].as_u64().unwrap_or(1);
+    let ranks = count("node_count") * count("process_count_per_node");
+    if ranks <= 1 && spec["distribution"].is_null() {
+        return vec!["stdout".to_string(), "stderr".to_string()];
+    }
+    (0..ranks)
+        .flat_map(|rank| [format!("stdout/rank-{rank}"), format!("stderr/rank-{rank}")])
+        .collect()
 }
 
 async fn read_page(
@@ -237,8 +252,20 @@ impl QueueWatch {
     }
 }
 
-/// `==> placed on gpu-1 (GPUs 0,3)`.
+/// `==> placed on gpu-1 (GPUs 0,3)`, or for a distributed run
+/// `==> placed 2 ranks: 0 on gpu-1 (GPU 0), 1 on gpu-2 (GPU 3)`.
 fn placement_line(placement: &Value) -> String {
+    if let Some(ranks) = placement["ranks"].as_array().filter(|r| !r.is_empty()) {
+        let each: Vec<String> = ranks
+            .iter()
+            .enumerate()
+            .map(|(i, rank)| {
+                let on = placement_line(rank);
+                format!("{i} on {}", on.trim_start_matches("==> placed on "))
+            })
+            .collect();
+        return format!("==> placed {} ranks: {}", ranks.len(), each.join(", "));
+    }
     let node = placement["node"].as_str().unwrap_or("?");
     let gpus: Vec<String> = placement["gpus"]
         .as_array()
@@ -267,6 +294,27 @@ fn exit_code(status: &str) -> i32 {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn distributed_runs_print_every_rank_and_where_it_went() {
+        let run = json!({"spec": {"node_count": 2, "distribution": {"type": "pytorch"}}});
+        assert_eq!(
+            output_sources(&run),
+            [
+                "stdout/rank-0",
+                "stderr/rank-0",
+                "stdout/rank-1",
+                "stderr/rank-1"
+            ]
+        );
+        assert_eq!(output_sources(&json!({"spec": {}})), ["stdout", "stderr"]);
+        let placement = json!({"node": "a", "gpus": [0], "ranks": [
+            {"node": "a", "gpus": [0]}, {"node": "b", "gpus": [2, 3]}]});
+        assert_eq!(
+            placement_line(&placement),
+            "==> placed 2 ranks: 0 on a (GPU 0), 1 on b (GPUs 2,3)"
+        );
+    }
 
     #[test]
     fn only_completed_runs_exit_zero() {

@@ -61,6 +61,26 @@ pub struct SubmitArgs {
     /// Stop the run and fail it after this many seconds.
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     time_limit: Option<u64>,
+    /// Distributed training: how the processes find each other.
+    #[arg(long, value_enum, value_name = "KIND")]
+    distribution: Option<DistributionKind>,
+    /// Nodes a distributed run spans [default: 1].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    node_count: Option<u32>,
+    /// Processes (ranks) per node [default: 1]; --gpus, --cpus and
+    /// --memory-mb are per node and split between them.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    process_count_per_node: Option<u32>,
+    /// TensorFlow worker tasks [default: every process not a chief or a
+    /// parameter server].
+    #[arg(long, value_name = "N", requires = "distribution")]
+    worker_count: Option<u32>,
+    /// TensorFlow parameter-server tasks [default: 0].
+    #[arg(long, value_name = "N", requires = "distribution")]
+    parameter_server_count: Option<u32>,
+    /// TensorFlow: task 0 is the chief.
+    #[arg(long, requires = "distribution")]
+    chief: bool,
     /// A variable for the run's process; repeat for several.
     #[arg(short = 'e', long = "env-var", value_name = "KEY=VALUE", value_parser = key_value)]
     env_vars: Vec<(String, String)>,
@@ -76,6 +96,17 @@ pub struct SubmitArgs {
     /// Arguments after the script (or the command, with --command); put them after `--`.
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
+}
+
+/// The distribution types of `--distribution`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum DistributionKind {
+    /// torch.distributed (MASTER_ADDR, RANK, WORLD_SIZE, … per process).
+    Pytorch,
+    /// TensorFlow (TF_CONFIG per task).
+    Tensorflow,
+    /// MPI over SSH, launched by mpirun on rank 0.
+    Mpi,
 }
 
 /// Submits the run and prints its id; with `--wait`, follows it.
@@ -226,6 +257,29 @@ fn run_body(args: &SubmitArgs, experiment: String, snapshot: Option<String>) -> 
     if let Some(limit) = args.time_limit {
         body.insert("time_limit_seconds".into(), json!(limit));
     }
+    if let Some(nodes) = args.node_count {
+        body.insert("node_count".into(), json!(nodes));
+    }
+    if let Some(processes) = args.process_count_per_node {
+        body.insert("process_count_per_node".into(), json!(processes));
+    }
+    if let Some(kind) = args.distribution {
+        let distribution = match kind {
+            DistributionKind::Pytorch => json!({"type": "pytorch"}),
+            DistributionKind::Mpi => json!({"type": "mpi"}),
+            DistributionKind::Tensorflow => {
+                let mut tf = json!({"type": "tensorflow", "chief": args.chief});
+                if let Some(workers) = args.worker_count {
+                    tf["worker_count"] = json!(workers);
+                }
+                if let Some(ps) = args.parameter_server_count {
+                    tf["parameter_server_count"] = json!(ps);
+                }
+                tf
+            }
+        };
+        body.insert("distribution".into(), distribution);
+    }
     if let Some(name) = &args.name {
         body.insert("display_name".into(), json!(name));
     }
@@ -262,6 +316,48 @@ mod tests {
         let hidden = root.path().join(".hidden");
         std::fs::create_dir(&hidden).unwrap();
         assert_eq!(experiment_name(&hidden).unwrap(), "hidden");
+    }
+
+    #[test]
+    fn distributed_flags_become_the_run_body() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            submit: SubmitArgs,
+        }
+        let parse = |flags: &[&str]| {
+            let mut argv = vec!["trainyard", "--experiment", "exp", "--compute", "cluster"];
+            argv.extend(flags);
+            argv.extend(["--command", "--", "python3", "train.py"]);
+            <Cli as clap::Parser>::try_parse_from(argv)
+                .map(|cli| run_body(&cli.submit, "exp".into(), None))
+        };
+        let body = parse(&[
+            "--distribution",
+            "tensorflow",
+            "--node-count",
+            "2",
+            "--process-count-per-node",
+            "2",
+            "--parameter-server-count",
+            "1",
+            "--chief",
+        ])
+        .unwrap();
+        assert_eq!(body["node_count"], 2);
+        assert_eq!(body["process_count_per_node"], 2);
+        assert_eq!(
+            body["distribution"],
+            json!({"type": "tensorflow", "chief": true, "parameter_server_count": 1})
+        );
+        let body = parse(&["--distribution", "mpi", "--node-count", "4"]).unwrap();
+        assert_eq!(body["distribution"], json!({"type": "mpi"}));
+        assert!(body.get("process_count_per_node").is_none());
+        assert!(parse(&["--distribution", "horovod"]).is_err());
+        assert!(
+            parse(&["--worker-count", "2"]).is_err(),
+            "needs --distribution"
+        );
     }
 
     #[test]

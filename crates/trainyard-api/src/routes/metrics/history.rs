@@ -1,5 +1,6 @@
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use trainyard_core::metrics::is_other_rank_metric;
 use trainyard_core::Role;
 use trainyard_db::Db;
 use utoipa::{IntoParams, ToSchema};
@@ -7,7 +8,7 @@ use uuid::Uuid;
 
 use super::{MetricView, PointView};
 use crate::auth::InWorkspace;
-use crate::error::{ApiResult, Problem};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::routes::int_param;
 
@@ -21,11 +22,23 @@ pub struct MetricList {
     pub items: Vec<MetricView>,
 }
 
+/// Which ranks' metrics to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct MetricListQuery {
+    /// `all` to list the metrics every rank of a distributed run logged
+    /// (rank N's as `rank-N/<name>`); by default only rank 0's, which are
+    /// the run's.
+    pub ranks: Option<String>,
+}
+
 /// Lists every metric of a run with its latest value.
 #[utoipa::path(get, path = "/workspaces/{workspace}/runs/{run_id}/metrics", tag = "metrics",
     params(
         ("workspace" = String, Path, description = "Workspace name or id"),
         ("run_id" = Uuid, Path, description = "Run id"),
+        MetricListQuery,
     ),
     responses(
         (status = 200, description = "The run's metrics", body = MetricList),
@@ -35,14 +48,21 @@ pub(super) async fn list_run_metrics(
     State(db): State<Db>,
     scope: InWorkspace,
     AppPath(path): AppPath<(String, Uuid)>,
+    AppQuery(query): AppQuery<MetricListQuery>,
 ) -> ApiResult<AppJson<MetricList>> {
     let (_, run_id) = path;
     let workspace_id = scope.require(Role::Reader)?;
+    let every_rank = match query.ranks.as_deref() {
+        None | Some("0") => false,
+        Some("all") => true,
+        Some(_) => return Err(ApiError::invalid("ranks", "must be `all` or `0`")),
+    };
     db.get_run(workspace_id, run_id).await?;
     let items = db
         .run_metrics(run_id)
         .await?
         .into_iter()
+        .filter(|m| every_rank || !is_other_rank_metric(&m.name))
         .map(Into::into)
         .collect();
     Ok(AppJson(MetricList { items }))

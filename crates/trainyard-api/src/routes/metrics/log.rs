@@ -3,7 +3,9 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use trainyard_core::metrics::{metric_name, metric_value, MAX_METRICS_PER_REQUEST};
+use trainyard_core::metrics::{
+    metric_name, metric_value, rank_metric_name, MAX_METRICS_PER_REQUEST,
+};
 use trainyard_core::{FieldError, MetricKind};
 use trainyard_db::metrics::NewMetricPoint;
 use utoipa::ToSchema;
@@ -118,7 +120,7 @@ pub(super) async fn log_metrics(
             metric_name("name", &entry.name).map_err(in_entry)?;
             let value = metric_value(entry.kind, "value", &entry.value).map_err(in_entry)?;
             Ok(NewMetricPoint {
-                name: entry.name,
+                name: rank_metric_name(scope.caller.run_rank, entry.name),
                 kind: entry.kind,
                 step: entry.step,
                 at: entry.timestamp.unwrap_or(now),

@@ -69,6 +69,7 @@ pub(super) async fn create_token(
             prefix: &secret.prefix,
             expires_at: body.expires_at,
             run_id: None,
+            run_rank: None,
         })
         .await?;
     Ok((
