@@ -38,10 +38,33 @@ export class LogBuffer {
   }
 }
 
-/** The well-known sources first, then the files under ./logs by name. */
-function sourceOrder(a: string, b: string): number {
-  const rank = (s: string) => ["stdout", "stderr", "build"].indexOf(s) >>> 0;
-  return rank(a) - rank(b) || a.localeCompare(b);
+/**
+ * The rank a source belongs to in a distributed run (`stdout/rank-2`,
+ * `stderr/rank-2`, `logs/rank-2/train.log`), or undefined for a source of
+ * the whole run (`stdout` of a single process, `build`).
+ */
+export function sourceRank(source: string): number | undefined {
+  const match = /^(?:stdout|stderr)\/rank-(\d+)$|^logs\/rank-(\d+)\//.exec(source);
+  return match ? Number(match[1] ?? match[2]) : undefined;
+}
+
+const byName = new Intl.Collator(undefined, { numeric: true });
+
+/**
+ * Rank by rank (rank 10 after rank 9; a source of the whole run goes with
+ * rank 0's), and within a rank the well-known sources first, then the files
+ * under ./logs by name: `stdout`, `stderr`, `build`, `logs/…` for a single
+ * process; `stdout/rank-0`, `stderr/rank-0`, `build`, `logs/rank-0/…`,
+ * `stdout/rank-1`, … for a distributed run.
+ */
+export function sourceOrder(a: string, b: string): number {
+  const kind = (s: string) => ["stdout", "stderr", "build"].indexOf(s.replace(/\/rank-\d+$/, "")) >>> 0;
+  return (sourceRank(a) ?? 0) - (sourceRank(b) ?? 0) || kind(a) - kind(b) || byName.compare(a, b);
+}
+
+/** The source shown first: the API's default (rank 0's output for a distributed run), else the first there is. */
+export function defaultSource(sources: string[], preferred?: string): string | undefined {
+  return [preferred, "stdout", "stdout/rank-0"].find((s) => s !== undefined && sources.includes(s)) ?? sources[0];
 }
 
 export class LogFeed {
@@ -51,6 +74,8 @@ export class LogFeed {
   private sourceListeners = new Set<(sources: string[]) => void>();
   /** Whether the live follow is open (the run had not ended when it began). */
   live = false;
+  /** The source the API reads when none is named: `stdout`, or `stdout/rank-0` for a distributed run. */
+  preferred?: string;
 
   constructor(
     private readonly workspace: string,
@@ -82,6 +107,7 @@ export class LogFeed {
   /** Starts reading: live over SSE while the run is active, else page by page on demand. */
   async start(active: boolean): Promise<void> {
     const first = await get<LogPage>(this.path("/logs", { limit: 1 }), this.controller.signal);
+    this.preferred = first.source;
     first.sources.forEach((source) => this.buffer(source));
     if (active) void this.follow();
   }

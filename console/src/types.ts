@@ -84,7 +84,21 @@ export interface RunSpec {
   environment_variables?: Record<string, string>;
   time_limit_seconds?: number;
   inputs?: RunInput[];
+  /** Higher goes first on its compute target; absent when 0. */
+  priority?: number;
+  /** Nodes a distributed run spans; absent when 1. */
+  node_count?: number;
+  /** Processes (ranks) on each node; absent when 1. `resources` are per node, split evenly between them. */
+  process_count_per_node?: number;
+  /** How a distributed run's processes find each other. */
+  distribution?: Distribution;
 }
+
+/** How the processes of a distributed run find each other. */
+export type Distribution =
+  | { type: "pytorch" }
+  | { type: "mpi" }
+  | { type: "tensorflow"; worker_count?: number | null; parameter_server_count?: number; chief?: boolean };
 
 export interface Run {
   id: string;
@@ -116,6 +130,22 @@ export interface RunPlacement {
   gpu_mode: string;
   cpus?: number | null;
   memory_mb?: number | null;
+  /** For a distributed run: where each rank goes, in rank order (rank 0 is also the fields above). */
+  ranks?: RankPlacement[];
+}
+
+/** Where one rank (process) of a distributed run goes. */
+export interface RankPlacement {
+  node_id: string;
+  node: string;
+  gpus: number[];
+  gpu_mode: string;
+  cpus?: number | null;
+  memory_mb?: number | null;
+  /** The node's address, as the other ranks reach it. */
+  address: string;
+  /** The port allocated to the rank on that address. */
+  port: number;
 }
 
 export interface RunEvent {
@@ -133,6 +163,8 @@ export interface LogLine {
 }
 
 export interface LogPage {
+  /** The source read: the one asked for, else `stdout` (`stdout/rank-0` for a distributed run). */
+  source?: string;
   sources: string[];
   lines: LogLine[];
   next_seq: number;

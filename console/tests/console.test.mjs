@@ -335,6 +335,81 @@ describe("web console", { timeout: 600_000 }, () => {
     }
   });
 
+  it("shows a distributed run's shape and ranks, and each rank's log", async (t) => {
+    if (!docker) return t.skip("SKIPPED: no Docker engine answers");
+    await server.api("POST", ws("/compute"), { name: "ddp", max_nodes: 2, default_resources: { cpus: 0.5, memory_mb: 512 } });
+    for (const name of ["ddp-a", "ddp-b"]) {
+      await server.api("POST", ws("/compute/ddp/nodes"), {
+        name,
+        endpoint: "unix:///var/run/docker.sock",
+        gpu_mode: "simulated",
+        gpus: 2,
+        cpus: 2,
+        memory_mb: 2048,
+      });
+    }
+    const run = await server.api("POST", ws("/runs"), {
+      experiment: "e2e",
+      display_name: "ddp",
+      command: ["sh", "-c", "echo rank $TRAINYARD_RANK; sleep 2"],
+      environment: BUSYBOX,
+      compute_target: "ddp",
+      node_count: 2,
+      process_count_per_node: 1,
+      distribution: { type: "pytorch" },
+    });
+    // Opened while it waits: the page shows the ranks once it is placed, and follows every rank's log.
+    await open(`runs/${run.id}`);
+    await page.getByTestId("shape").filter({ hasText: "2 nodes × 1 process, pytorch" }).waitFor();
+    const rows = page.locator("table.ranks tbody tr");
+    await rows.nth(1).waitFor({ timeout: 120_000 });
+    assert.equal(await rows.count(), 2);
+    const placed = (await server.api("GET", ws(`/runs/${run.id}`))).placement;
+    assert.equal(placed.ranks.length, 2);
+    for (const [i, rank] of placed.ranks.entries()) {
+      const row = page.locator(`table.ranks tr[data-rank="${i}"]`);
+      assert.equal(await row.locator("td").first().textContent(), String(i));
+      await row.getByRole("link", { name: rank.node }).waitFor();
+      await row.getByText(`${rank.address}:${rank.port}`).waitFor();
+      await row.getByText("0.5 GiB").waitFor();
+    }
+    // The scheduler packs a gang onto as few nodes as fit it: node_count does not spread the ranks.
+    const nodes = [...new Set(placed.ranks.map((rank) => rank.node))];
+    const summary = `2 ranks on ${nodes.length} ${nodes.length === 1 ? "node" : "nodes"} of ddp: ${nodes.join(", ")}`;
+    await page.getByTestId("placement").filter({ hasText: summary }).waitFor();
+
+    await page.getByRole("tab", { name: "Logs", exact: true }).click();
+    // Rank 0's output first and shown by default, then each rank's sources in rank order.
+    const sources = page.getByRole("tablist", { name: "Log sources" });
+    await sources.getByRole("tab", { name: "stdout/rank-1", exact: true }).waitFor({ timeout: 60_000 });
+    await sources.getByRole("tab", { name: "stdout/rank-0", exact: true, selected: true }).waitFor({ timeout: 30_000 });
+    await page.locator(".log-row", { hasText: /^rank 0$/ }).waitFor({ timeout: 30_000 });
+    const names = await sources.getByRole("tab").allTextContents();
+    assert.deepEqual(
+      names.filter((name) => name.startsWith("stdout/")),
+      ["stdout/rank-0", "stdout/rank-1"],
+    );
+    assert.ok(names.indexOf("stdout/rank-1") > names.indexOf("stdout/rank-0"));
+    await sources.getByRole("tab", { name: "stdout/rank-1", exact: true }).click();
+    await page.locator(".log-row", { hasText: /^rank 1$/ }).waitFor({ timeout: 30_000 });
+    assert.equal(await page.locator(".log-row", { hasText: /^rank 0$/ }).count(), 0);
+
+    await waitForStatus(run.id, ["Completed"]);
+    await page.locator(".status", { hasText: "Completed" }).first().waitFor({ timeout: 30_000 });
+    await page.getByRole("tab", { name: "Overview", exact: true }).click();
+    await rows.nth(1).waitFor();
+    await shoot("run-ranks");
+
+    // Resubmit keeps the shape and the distribution.
+    await page.getByRole("button", { name: "Resubmit" }).click();
+    await page.waitForURL((url) => url.hash.includes("/runs/") && !url.hash.includes(run.id));
+    const again = await server.api("GET", ws(`/runs/${page.url().split("/runs/")[1].split("?")[0]}`));
+    assert.equal(again.spec.node_count, 2);
+    assert.deepEqual(again.spec.distribution, { type: "pytorch" });
+    await page.getByTestId("shape").filter({ hasText: "2 nodes × 1 process, pytorch" }).waitFor();
+    await waitForStatus(again.id, ["Completed"]);
+  });
+
   it("fits a narrow window, and follows the system's dark mode", async () => {
     const runs = (await server.api("GET", ws("/runs?tag=lr"))).items;
     const baseline = runs.find((r) => r.display_name === "baseline");

@@ -1,8 +1,8 @@
-// The run page's log: a tab per source, search, jump to the end, and the
-// virtualised view underneath.
+// The run page's log: a tab per source (rank by rank for a distributed run),
+// search, jump to the end, and the virtualised view underneath.
 
 import { useEffect, useRef, useState } from "preact/hooks";
-import type { LogFeed } from "../logs";
+import { defaultSource, sourceRank, type LogFeed } from "../logs";
 import { VirtualLog, type LogViewState } from "./virtual-log";
 
 const EMPTY: LogViewState = { lines: 0, matches: 0, current: -1, searching: false, following: true };
@@ -20,7 +20,7 @@ export function LogView({ feed }: { feed: LogFeed }) {
   const view = useRef<VirtualLog | null>(null);
 
   useEffect(() => feed.onSources(setSources), [feed]);
-  const shown = source && sources.includes(source) ? source : (sources.find((s) => s === "stdout") ?? sources[0]);
+  const shown = source && sources.includes(source) ? source : defaultSource(sources, feed.preferred);
 
   useEffect(() => {
     view.current = new VirtualLog(viewport.current!, setState);
@@ -57,11 +57,23 @@ export function LogView({ feed }: { feed: LogFeed }) {
     <div class="logs">
       <div class="log-sources" role="tablist" aria-label="Log sources">
         {sources.length === 0 && <span class="muted">{feed.live ? "No log lines yet." : "This run has no log lines."}</span>}
-        {sources.map((s) => (
-          <button key={s} role="tab" aria-selected={s === shown} class={s === shown ? "active" : ""} onClick={() => setSource(s)}>
-            {s}
-          </button>
-        ))}
+        {sources.map((s, i) => {
+          // A distributed run's sources come rank by rank; a rule marks where the next rank's begin.
+          const rank = sourceRank(s);
+          const nextRank = i > 0 && rank !== undefined && rank !== (sourceRank(sources[i - 1]) ?? 0);
+          return (
+            <button
+              key={s}
+              role="tab"
+              aria-selected={s === shown}
+              class={[s === shown ? "active" : "", nextRank ? "next-rank" : ""].filter(Boolean).join(" ")}
+              data-rank={rank}
+              onClick={() => setSource(s)}
+            >
+              {s}
+            </button>
+          );
+        })}
       </div>
       <div class="log-tools">
         <input

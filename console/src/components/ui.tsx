@@ -57,9 +57,10 @@ export function Facts({ rows }: { rows: [string, ComponentChildren][] }) {
   );
 }
 
-export function Section({ title, children }: { title: string; children: ComponentChildren }) {
+/** A card with a title; `wide` spans every column of a `.grid`. */
+export function Section({ title, wide, children }: { title: string; wide?: boolean; children: ComponentChildren }) {
   return (
-    <section class="card">
+    <section class={wide ? "card wide" : "card"}>
       <header class="card-head">
         <h2>{title}</h2>
       </header>

@@ -5,14 +5,14 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import { call, get, wsPath } from "../api";
 import { LogView } from "../components/logview";
 import { Timeline } from "../components/timeline";
-import { Chips, ErrorNote, Facts, Loading, Section, StatusBadge, Tabs } from "../components/ui";
-import { durationBetween, formatHolding, formatTime, shortId } from "../format";
+import { Chips, ErrorNote, Facts, Loading, Section, StatusBadge, TableWrap, Tabs } from "../components/ui";
+import { durationBetween, formatCpus, formatHolding, formatMemory, formatTime, shortId } from "../format";
 import { useAsync, useInterval } from "../hooks";
 import { LogFeed } from "../logs";
 import { href, hrefWith, navigate } from "../router";
-import { executes, parameters, resubmission } from "../run-spec";
+import { distributed, executes, parameters, resubmission, shapeOf, tensorflowTasks } from "../run-spec";
 import { allows, useSession } from "../session";
-import { ENDED, type Experiment, type Run, type RunEvent, type RunPlacement } from "../types";
+import { ENDED, type Experiment, type RankPlacement, type Run, type RunEvent, type RunPlacement } from "../types";
 import { RunFiles } from "./run-files";
 import { RunMetrics } from "./run-metrics";
 
@@ -57,7 +57,8 @@ export function RunPage({ workspace, runId, tab }: { workspace: string; runId: s
   const r = run.data;
 
   const cancel = async () => {
-    if (!confirm("Cancel this run? Its container is stopped (SIGTERM, then SIGKILL).")) return;
+    const containers = distributed(r.spec) ? "Its containers are" : "Its container is";
+    if (!confirm(`Cancel this run? ${containers} stopped (SIGTERM, then SIGKILL).`)) return;
     try {
       await call("POST", wsPath(workspace, `/runs/${runId}/cancel`));
       refresh();
@@ -120,6 +121,9 @@ function Overview({ workspace, run }: { workspace: string; run: Run }) {
   const params = useMemo(() => parameters(spec.arguments), [spec.arguments]);
   const environment = spec.environment;
   const resources = spec.resources;
+  const isDistributed = distributed(spec);
+  const perNode = spec.process_count_per_node ?? 1;
+  const ranks = run.placement?.ranks ?? [];
   return (
     <div class="grid">
       <Section title="Run">
@@ -140,19 +144,30 @@ function Overview({ workspace, run }: { workspace: string; run: Run }) {
                 "local (the server's Docker engine)"
               ),
             ],
+            ["Distribution", isDistributed ? <span data-testid="shape">{shapeOf(spec)}</span> : null],
             [
-              "Resources",
-              resources
-                ? [resources.gpus ? `${resources.gpus} GPU` : null, resources.cpus ? `${resources.cpus} CPU` : null, resources.memory_mb ? `${resources.memory_mb} MiB` : null]
-                    .filter(Boolean)
-                    .join(", ") || "unlimited"
-                : null,
+              isDistributed ? "Resources per node" : "Resources",
+              resources ? resourcesText(resources, isDistributed ? perNode : 1) : null,
             ],
-            ["Placed on", run.placement ? <Placement workspace={workspace} placement={run.placement} /> : null],
+            [
+              "Placed on",
+              run.placement ? (
+                ranks.length ? (
+                  <RanksSummary workspace={workspace} placement={run.placement} />
+                ) : (
+                  <Placement workspace={workspace} placement={run.placement} />
+                )
+              ) : null,
+            ],
             ["Time limit", spec.time_limit_seconds ? `${spec.time_limit_seconds} s` : null],
           ]}
         />
       </Section>
+      {ranks.length > 0 && (
+        <Section title={`Ranks (${ranks.length})`} wide>
+          <Ranks workspace={workspace} run={run} ranks={ranks} />
+        </Section>
+      )}
       <Section title="Parameters">
         {params.length ? <Facts rows={params.map(([k, v]) => [k, <code>{v}</code>])} /> : <p class="muted">No parameters.</p>}
         {spec.script && (
@@ -205,6 +220,17 @@ function Overview({ workspace, run }: { workspace: string; run: Run }) {
   );
 }
 
+/** `2 GPU, 4 CPU, 8192 MiB`; on a node shared by several processes of a distributed run, how they share it. */
+function resourcesText(resources: NonNullable<Run["spec"]["resources"]>, processesPerNode: number): string {
+  const parts = [
+    resources.gpus ? `${resources.gpus} GPU` : null,
+    resources.cpus ? `${resources.cpus} CPU` : null,
+    resources.memory_mb ? `${resources.memory_mb} MiB` : null,
+  ].filter(Boolean);
+  if (!parts.length) return "unlimited";
+  return parts.join(", ") + (processesPerNode > 1 ? `, split evenly between its ${processesPerNode} processes` : "");
+}
+
 /** Why a Queued run has not started: the scheduler's reason on a compute target. */
 function Waiting({ workspace, run }: { workspace: string; run: Run }) {
   const target = run.spec.compute_target;
@@ -236,5 +262,56 @@ function Placement({ workspace, placement }: { workspace: string; placement: Run
       {formatHolding(placement.gpus, placement.cpus, placement.memory_mb)}
       {placement.gpus.length > 0 && <span class="muted small"> {placement.gpu_mode}</span>}
     </span>
+  );
+}
+
+/** Where a distributed run's ranks went: `2 ranks on 2 nodes of gpucluster: node-1, node-2`. */
+function RanksSummary({ workspace, placement }: { workspace: string; placement: RunPlacement }) {
+  const ranks = placement.ranks ?? [];
+  const nodes = [...new Set(ranks.map((r) => r.node))];
+  return (
+    <span data-testid="placement">
+      {ranks.length} {ranks.length === 1 ? "rank" : "ranks"} on {nodes.length} {nodes.length === 1 ? "node" : "nodes"} of{" "}
+      <a href={href("w", workspace, "compute", placement.compute_target)}>{placement.compute_target}</a>: {nodes.join(", ")}
+    </span>
+  );
+}
+
+/** A distributed run's ranks, in rank order: the node each went to, what it holds there, and where its peers reach it. */
+function Ranks({ workspace, run, ranks }: { workspace: string; run: Run; ranks: RankPlacement[] }) {
+  const tasks = tensorflowTasks(run.spec);
+  const target = run.placement?.compute_target;
+  return (
+    <TableWrap>
+      <table class="list ranks" data-testid="ranks">
+        <thead>
+          <tr>
+            <th class="num">Rank</th>
+            {tasks.length > 0 && <th>Task</th>}
+            <th>Node</th>
+            <th>GPUs</th>
+            <th class="num">CPUs</th>
+            <th class="num">Memory</th>
+            <th>Address</th>
+          </tr>
+        </thead>
+        <tbody>
+          {ranks.map((rank, i) => (
+            <tr key={i} data-rank={i}>
+              <td class="num">{i}</td>
+              {tasks.length > 0 && <td>{tasks[i] ?? "—"}</td>}
+              <td>{target ? <a href={href("w", workspace, "compute", target)}>{rank.node}</a> : rank.node}</td>
+              <td>
+                {rank.gpus.length ? rank.gpus.join(",") : <span class="muted">none</span>}
+                {rank.gpus.length > 0 && <span class="muted small"> {rank.gpu_mode}</span>}
+              </td>
+              <td class="num">{rank.cpus ? formatCpus(rank.cpus) : <span class="muted">unlimited</span>}</td>
+              <td class="num nowrap">{rank.memory_mb ? formatMemory(rank.memory_mb) : <span class="muted">unlimited</span>}</td>
+              <td class="mono">{rank.address.includes(":") ? `[${rank.address}]:${rank.port}` : `${rank.address}:${rank.port}`}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </TableWrap>
   );
 }
