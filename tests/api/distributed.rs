@@ -133,16 +133,32 @@ async fn pytorch_2_nodes_x_2_processes_all_reduce_over_gloo() {
         let gpu = format!("{} {}", rank["node"], rank["gpus"][0]);
         assert!(gpus_held.insert(gpu), "a GPU given twice: {run}");
     }
+    // Each of the two nodes of the run is a node of its own, and its two
+    // processes see both of its GPUs, each its own at LOCAL_RANK.
+    assert_eq!(ranks[0]["node"], ranks[1]["node"], "{run}");
+    assert_eq!(ranks[2]["node"], ranks[3]["node"], "{run}");
+    assert_ne!(ranks[0]["node"], ranks[2]["node"], "{run}");
+    for (i, rank) in ranks.iter().enumerate() {
+        assert_eq!(rank["node_gpus"].as_array().unwrap().len(), 2, "{rank}");
+        assert_eq!(rank["gpus"][0], rank["node_gpus"][i % 2], "{rank}");
+    }
     let ports: BTreeSet<u64> = ranks.iter().map(|r| r["port"].as_u64().unwrap()).collect();
     assert_eq!(ports.len(), 4, "each rank has its own port: {run}");
 
     // Every rank's output is kept apart and saw the same reduced value.
-    for rank in 0..4 {
+    for (rank, placed) in ranks.iter().enumerate() {
         let out = lines(&app, &token, &run_id, &format!("stdout/rank-{rank}")).await;
+        let node_gpus: Vec<String> = placed["node_gpus"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g.to_string())
+            .collect();
         let expected = format!(
-            "rank={rank} world=4 sum=10.0 local_rank={} node_rank={}",
+            "rank={rank} world=4 sum=10.0 local_rank={} node_rank={} gpus={}",
             rank % 2,
-            rank / 2
+            rank / 2,
+            node_gpus.join(",")
         );
         assert!(
             out.iter().any(|l| l.starts_with(&expected)),
@@ -350,7 +366,8 @@ async fn a_failing_rank_fails_the_run_by_name_and_no_container_is_left() {
             "exp",
             json!({ "command": ["sh", "-c", "echo up; sleep 300"],
                     "environment": env(BUSYBOX), "compute_target": "cluster",
-                    "node_count": 3, "distribution": { "type": "pytorch" } }),
+                    "node_count": 2, "process_count_per_node": 2,
+                    "distribution": { "type": "pytorch" } }),
         )
         .await;
     let run_id = id(&run);

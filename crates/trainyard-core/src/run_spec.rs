@@ -53,8 +53,12 @@ pub struct RankPlacement {
     pub node_id: uuid::Uuid,
     /// The node's name.
     pub node: String,
-    /// GPU indexes on the node.
+    /// GPU indexes on the node that this rank holds.
     pub gpus: Vec<u32>,
+    /// Every GPU its node's processes hold, which each of them sees (in
+    /// this order, so `cuda:LOCAL_RANK` is the rank's own).
+    #[serde(default)]
+    pub node_gpus: Vec<u32>,
     /// How the node hands GPUs to containers.
     pub gpu_mode: String,
     /// CPU cores the rank's container is limited to.

@@ -47,35 +47,43 @@ pub fn decide(state: &ClusterState, config: PlacementConfig) -> Decisions {
     let mut decisions = Decisions::default();
     for assignment in plan.assignments {
         let fields = runs.get(&assignment.run_id).cloned().unwrap_or_default();
+        // A distributed run's containers here are its nodes; each holds
+        // that node's processes, which share its GPUs.
+        let per_node = fields.processes_per_node() as usize;
         let resources = fields.process_resources();
-        let mut ranks = Vec::with_capacity(assignment.containers.len());
-        for container in &assignment.containers {
+        let expected = assignment.containers.len() * per_node;
+        let mut ranks = Vec::with_capacity(expected);
+        'nodes: for container in &assignment.containers {
             let Some(node) = nodes.get(&container.node_id) else {
                 break;
             };
             let address = node_address(&node.endpoint);
-            let port = if container.ports > 0 {
-                // Nodes that share an address share its ports; the plan
-                // counted each node's alone, so one may be short here.
-                match ports.take(&address) {
-                    Some(port) => port,
-                    None => break,
-                }
-            } else {
-                0
-            };
-            ranks.push(RankPlacement {
-                node_id: node.id,
-                node: node.name.clone(),
-                gpus: container.gpus.clone(),
-                gpu_mode: node.gpu_mode.clone(),
-                cpus: resources.cpus,
-                memory_mb: resources.memory_mb,
-                address,
-                port,
-            });
+            let share = container.gpus.len() / per_node;
+            for local in 0..per_node {
+                let port = if container.ports > 0 {
+                    // Nodes that share an address share its ports; the plan
+                    // counted each node's alone, so one may be short here.
+                    match ports.take(&address) {
+                        Some(port) => port,
+                        None => break 'nodes,
+                    }
+                } else {
+                    0
+                };
+                ranks.push(RankPlacement {
+                    node_id: node.id,
+                    node: node.name.clone(),
+                    gpus: container.gpus[local * share..(local + 1) * share].to_vec(),
+                    node_gpus: container.gpus.clone(),
+                    gpu_mode: node.gpu_mode.clone(),
+                    cpus: resources.cpus,
+                    memory_mb: resources.memory_mb,
+                    address: address.clone(),
+                    port,
+                });
+            }
         }
-        if ranks.len() != assignment.containers.len() || ranks.is_empty() {
+        if ranks.len() != expected || ranks.is_empty() {
             for rank in &ranks {
                 ports.give_back(&rank.address, rank.port);
             }
@@ -219,13 +227,21 @@ pub fn placement_input(state: &ClusterState, config: PlacementConfig) -> Placeme
         .iter()
         .map(|r| {
             let fields = SchedFields::of(&r.spec.0);
-            let resources = fields.process_resources();
+            // A distributed run asks for its nodes, each on a node of its
+            // own, with a port per process; an ordinary run for one container.
+            let distributed = fields.is_distributed();
+            let node = &fields.resources;
             let demand = ContainerDemand {
-                gpus: resources.gpus,
-                cpus: resources.cpus.unwrap_or(0.0),
-                memory_mb: resources.memory_mb.unwrap_or(0),
-                ports: u32::from(fields.is_distributed()),
+                gpus: node.gpus,
+                cpus: node.cpus.unwrap_or(0.0),
+                memory_mb: node.memory_mb.unwrap_or(0),
+                ports: if distributed {
+                    fields.processes_per_node()
+                } else {
+                    0
+                },
             };
+            let nodes = fields.node_count.unwrap_or(1).max(1);
             WaitingRun {
                 id: r.id,
                 workspace_id: r.workspace_id,
@@ -233,7 +249,8 @@ pub fn placement_input(state: &ClusterState, config: PlacementConfig) -> Placeme
                 priority: fields.priority,
                 sequence: r.created_at.timestamp_micros().max(0) as u64,
                 waited_passes: r.waited_passes.max(0) as u32,
-                containers: vec![demand; fields.processes() as usize],
+                containers: vec![demand; nodes as usize],
+                spread: nodes > 1,
             }
         })
         .collect();
@@ -284,12 +301,13 @@ impl SchedFields {
         SchedFields::deserialize(spec).unwrap_or_default()
     }
 
-    fn processes(&self) -> u32 {
-        (self.node_count.unwrap_or(1) * self.process_count_per_node.unwrap_or(1)).max(1)
+    fn processes_per_node(&self) -> u32 {
+        self.process_count_per_node.unwrap_or(1).max(1)
     }
 
     fn is_distributed(&self) -> bool {
-        self.distribution.is_some() || self.processes() > 1
+        let processes = self.node_count.unwrap_or(1) * self.processes_per_node();
+        self.distribution.is_some() || processes > 1
     }
 
     fn process_resources(&self) -> Resources {
@@ -443,5 +461,54 @@ mod tests {
         assert!(decisions.waits[0]
             .1
             .starts_with("workspace quota: 2 GPUs at once"));
+    }
+
+    #[test]
+    fn a_distributed_run_takes_a_node_per_node_and_a_port_per_process() {
+        let target = Uuid::new_v4();
+        let ws = Uuid::new_v4();
+        let (a, b) = (node(target, "a", 4), node(target, "b", 4));
+        // A distributed run already holds port 29500 of the shared address.
+        let mut held = holding(ws, &a, vec![3]);
+        held.placement.0.ranks = vec![RankPlacement {
+            node_id: a.id,
+            node: "a".into(),
+            gpus: vec![3],
+            node_gpus: vec![3],
+            gpu_mode: "simulated".into(),
+            cpus: Some(2.0),
+            memory_mb: Some(4096),
+            address: "127.0.0.1".into(),
+            port: 29500,
+        }];
+        let mut run = queued(ws, Some(target), 2);
+        run.spec.0["node_count"] = 2.into();
+        run.spec.0["process_count_per_node"] = 2.into();
+        run.spec.0["distribution"] = serde_json::json!({"type": "pytorch"});
+        let state = ClusterState {
+            holdings: vec![held],
+            nodes: vec![a.clone(), b.clone()],
+            queued: vec![run.clone()],
+            limits: vec![],
+        };
+        let decisions = decide(&state, PlacementConfig::default());
+        assert_eq!(decisions.placements.len(), 1, "{decisions:?}");
+        let placement = &decisions.placements[0].1;
+        let ranks = &placement.ranks;
+        assert_eq!(ranks.len(), 4);
+        // Ranks 0 and 1 share a node, 2 and 3 the other.
+        assert_eq!(ranks[0].node_id, ranks[1].node_id);
+        assert_eq!(ranks[2].node_id, ranks[3].node_id);
+        assert_ne!(ranks[0].node_id, ranks[2].node_id);
+        for (i, rank) in ranks.iter().enumerate() {
+            // Each holds one of its node's two GPUs and sees both, its own
+            // at LOCAL_RANK.
+            assert_eq!(rank.node_gpus.len(), 2, "{rank:?}");
+            assert_eq!(rank.gpus, [rank.node_gpus[i % 2]], "{rank:?}");
+            assert_eq!((rank.cpus, rank.memory_mb), (Some(0.5), Some(512)));
+        }
+        let ports: Vec<u16> = ranks.iter().map(|r| r.port).collect();
+        assert_eq!(ports, [29501, 29502, 29503, 29504]);
+        assert_eq!(placement.node_id, ranks[0].node_id);
     }
 }

@@ -131,7 +131,13 @@ impl Executor {
                 name: format!("trainyard-run-{}-rank-{i}", run.id),
                 holds: Some(Holds {
                     node: rank.node.clone(),
-                    gpus: rank.gpus.clone(),
+                    // The processes of a node see all of its GPUs, in an
+                    // order where `cuda:LOCAL_RANK` is the rank's own.
+                    gpus: if rank.node_gpus.is_empty() {
+                        rank.gpus.clone()
+                    } else {
+                        rank.node_gpus.clone()
+                    },
                     gpu_mode: rank.gpu_mode.clone(),
                     cpus: rank.cpus,
                     memory_mb: rank.memory_mb,

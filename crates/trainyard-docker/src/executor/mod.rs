@@ -93,6 +93,7 @@ struct ContainerPlan {
 /// What a container holds on its node.
 struct Holds {
     node: String,
+    /// The GPUs it sees.
     gpus: Vec<u32>,
     gpu_mode: String,
     cpus: Option<f64>,

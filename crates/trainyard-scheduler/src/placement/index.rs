@@ -201,13 +201,24 @@ impl Cluster {
     /// The best fit for `need` on target `t`: fewest free GPUs that still
     /// fit, then least free CPU, then node id.
     pub fn best_fit(&self, t: usize, need: &Need, include_reserved: bool) -> Option<usize> {
+        self.best_fit_except(t, need, include_reserved, &[])
+    }
+
+    /// [`Cluster::best_fit`] among the nodes not in `except`.
+    pub fn best_fit_except(
+        &self,
+        t: usize,
+        need: &Need,
+        include_reserved: bool,
+        except: &[usize],
+    ) -> Option<usize> {
         let buckets = &self.targets[t].buckets;
         let from = usize::try_from(need.gpus).ok()?;
         buckets.get(from..)?.iter().find_map(|bucket| {
             bucket
                 .range((need.mcpu, 0)..)
                 .map(|&(_, s)| s)
-                .find(|&s| self.fits(s, need, include_reserved))
+                .find(|&s| !except.contains(&s) && self.fits(s, need, include_reserved))
         })
     }
 
@@ -215,7 +226,13 @@ impl Cluster {
     /// then most free CPU when it asks for GPUs; fewest free GPUs then most
     /// free CPU when it does not (a CPU-only container should not take a
     /// GPU node's room); then node id.
-    pub fn roomiest_fit(&self, t: usize, need: &Need, include_reserved: bool) -> Option<usize> {
+    pub fn roomiest_fit(
+        &self,
+        t: usize,
+        need: &Need,
+        include_reserved: bool,
+        except: &[usize],
+    ) -> Option<usize> {
         let buckets = &self.targets[t].buckets;
         let from = usize::try_from(need.gpus).ok()?;
         let candidates = buckets.get(from..)?;
@@ -227,7 +244,7 @@ impl Cluster {
                 if best.is_some_and(|(most, _)| mcpu < most) {
                     break;
                 }
-                if self.fits(s, need, include_reserved) {
+                if !except.contains(&s) && self.fits(s, need, include_reserved) {
                     best = Some((mcpu, s));
                 }
             }

@@ -43,7 +43,8 @@
 //!   priority and fair share mean). Runs blocked by a quota, or too large
 //!   for any node, never reserve. Ports are not considered when choosing
 //!   reserved nodes (a drained node's port count is not known).
-//! - **Gangs** (several containers) are placed all or none within a pass.
+//! - **Gangs** (several containers) are placed all or none within a pass; a
+//!   spread gang puts each container on a different node.
 //!   Containers are placed largest first; each goes to a node the gang
 //!   already uses if one fits, otherwise to the best-fit node for *all the
 //!   remaining containers together* if one exists (packing them there),
@@ -159,6 +160,9 @@ pub struct WaitingRun {
     /// One container for an ordinary run; several for a gang, placed all or
     /// none, possibly on different nodes of the target.
     pub containers: Vec<ContainerDemand>,
+    /// Each container on a node of its own (the nodes of a distributed
+    /// run); otherwise a gang packs onto as few nodes as it can.
+    pub spread: bool,
 }
 
 /// A workspace's hard limits; `None` is unlimited.

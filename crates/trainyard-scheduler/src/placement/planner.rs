@@ -166,7 +166,7 @@ impl<'a> Planner<'a> {
         let failed = &self.failed[t];
         let known_not_to_fit = needs.iter().any(|n| failed.iter().any(|f| n.covers(f)));
         if !known_not_to_fit {
-            match self.place(t, &needs, false) {
+            match self.place(t, &needs, run.spread, false) {
                 Ok(taken) => {
                     self.commit(r, &needs, taken);
                     return Ok(());
@@ -213,8 +213,15 @@ impl<'a> Planner<'a> {
     /// first; each goes to a node the run already uses if one fits, else to
     /// the best fit for all remaining containers together (so a gang packs
     /// onto one node when it can), else to the node with most room for it.
-    /// One container alone is therefore a plain best fit.
-    fn place(&mut self, t: usize, needs: &[Need], include_reserved: bool) -> Result<Taken, usize> {
+    /// One container alone is therefore a plain best fit. A spread gang's
+    /// containers each take the best fit among the nodes it does not use yet.
+    fn place(
+        &mut self,
+        t: usize,
+        needs: &[Need],
+        spread: bool,
+        include_reserved: bool,
+    ) -> Result<Taken, usize> {
         let mut order: Vec<usize> = (0..needs.len()).collect();
         order.sort_by(|&a, &b| needs[b].cmp(&needs[a]).then(a.cmp(&b)));
         // rest[i]: what containers order[i..] ask for together.
@@ -227,21 +234,24 @@ impl<'a> Planner<'a> {
         for (i, &c) in order.iter().enumerate() {
             let need = &needs[c];
             let cluster = &self.cluster;
-            let chosen = used
-                .iter()
-                .copied()
-                .filter(|&s| cluster.fits(s, need, include_reserved))
-                .min_by_key(|&s| {
-                    let slot = &cluster.slots[s];
-                    (slot.free_gpus.len(), slot.free_mcpu, s)
-                })
-                .or_else(|| cluster.best_fit(t, &rest[i], include_reserved))
-                .or_else(|| {
-                    // For the last container `rest[i]` is itself: no second look.
-                    (i + 1 < order.len())
-                        .then(|| cluster.roomiest_fit(t, need, include_reserved))
-                        .flatten()
-                });
+            let chosen = if spread {
+                cluster.best_fit_except(t, need, include_reserved, &used)
+            } else {
+                used.iter()
+                    .copied()
+                    .filter(|&s| cluster.fits(s, need, include_reserved))
+                    .min_by_key(|&s| {
+                        let slot = &cluster.slots[s];
+                        (slot.free_gpus.len(), slot.free_mcpu, s)
+                    })
+                    .or_else(|| cluster.best_fit(t, &rest[i], include_reserved))
+                    .or_else(|| {
+                        // For the last container `rest[i]` is itself: no second look.
+                        (i + 1 < order.len())
+                            .then(|| cluster.roomiest_fit(t, need, include_reserved, &[]))
+                            .flatten()
+                    })
+            };
             let Some(s) = chosen else {
                 self.undo(needs, taken);
                 return Err(i);
@@ -298,7 +308,7 @@ impl<'a> Planner<'a> {
         {
             return;
         }
-        let Some(slots) = self.reservable(t, needs) else {
+        let Some(slots) = self.reservable(t, needs, self.input.runs[r].spread) else {
             return;
         };
         for &s in &slots {
@@ -308,9 +318,10 @@ impl<'a> Planner<'a> {
     }
 
     /// Nodes whose whole capacity holds the run, largest container first,
-    /// preferring nodes already chosen (to pack), then those with the most
-    /// free now (they drain soonest). `None` if the totals cannot hold it.
-    fn reservable(&self, t: usize, needs: &[Need]) -> Option<Vec<usize>> {
+    /// preferring nodes already chosen (to pack; a spread run takes a node
+    /// per container), then those with the most free now (they drain
+    /// soonest). `None` if the totals cannot hold it.
+    fn reservable(&self, t: usize, needs: &[Need], spread: bool) -> Option<Vec<usize>> {
         let cluster = &self.cluster;
         let mut order: Vec<usize> = (0..needs.len()).collect();
         order.sort_by(|&a, &b| needs[b].cmp(&needs[a]).then(a.cmp(&b)));
@@ -322,6 +333,7 @@ impl<'a> Planner<'a> {
                 .iter()
                 .copied()
                 .filter(|&s| !cluster.slots[s].reserved)
+                .filter(|&s| !spread || promised_on(s).is_none())
                 .filter(|&s| {
                     let already = promised_on(s).map_or(Need::default(), |i| promised[i].1);
                     cluster.slots[s].total.covers(&already.plus(needs[c]))
@@ -406,7 +418,7 @@ impl<'a> Planner<'a> {
         let containers = needs.len();
         if let Some(held) = self.cluster.targets[t].reservation.clone() {
             if held.run != r {
-                if let Ok(taken) = self.place(t, needs, true) {
+                if let Ok(taken) = self.place(t, needs, run.spread, true) {
                     self.undo(needs, taken);
                     return WaitReason::HeldForReservation {
                         target,
@@ -435,7 +447,7 @@ impl<'a> Planner<'a> {
             }
         }
         // Each container fits alone: only a gang gets here.
-        let placeable = match self.place(t, needs, true) {
+        let placeable = match self.place(t, needs, run.spread, true) {
             Ok(taken) => {
                 let placed = taken.len();
                 self.undo(needs, taken);

@@ -67,6 +67,7 @@ prop_compose! {
             10 => vec(arb_demand(), 2..=4),
             1 => vec(arb_demand(), 0..=0),
         ],
+        spread in proptest::bool::ANY,
     ) -> WaitingRun {
         WaitingRun {
             id: Uuid::nil(),
@@ -76,6 +77,7 @@ prop_compose! {
             sequence,
             waited_passes,
             containers,
+            spread,
         }
     }
 }
@@ -167,6 +169,15 @@ fn check(input: &PlacementInput, plan: &Plan) -> Result<(), TestCaseError> {
         // Gangs: all containers or none.
         prop_assert_eq!(assignment.containers.len(), run.containers.len());
         prop_assert!(!run.containers.is_empty());
+        if run.spread {
+            // A spread gang: each container on a node of its own.
+            let distinct: BTreeSet<&str> = assignment
+                .containers
+                .iter()
+                .map(|c| c.node_id.as_str())
+                .collect();
+            prop_assert_eq!(distinct.len(), assignment.containers.len());
+        }
         for (demand, placement) in run.containers.iter().zip(&assignment.containers) {
             let node = nodes[placement.node_id.as_str()];
             prop_assert_eq!(node.state, NodeState::Ready);

@@ -82,9 +82,10 @@ pub fn synthetic_input(runs: usize, nodes: usize, seed: u64) -> PlacementInput {
                 _ => "cpu",
             }
             .to_string();
+            let gang = compute_target != "cpu" && mix.chance(10);
             let containers = if compute_target == "cpu" {
                 vec![cpu_container(&mut mix)]
-            } else if mix.chance(10) {
+            } else if gang {
                 let size = 2 + mix.below(7) as usize;
                 let gpus = mix.pick(&[1, 2, 4, 8]);
                 vec![gpu_container(gpus); size]
@@ -98,6 +99,8 @@ pub fn synthetic_input(runs: usize, nodes: usize, seed: u64) -> PlacementInput {
                 priority: mix.pick(&[0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 10]),
                 sequence: i as u64,
                 waited_passes: mix.below(30) as u32,
+                // Half the gangs are distributed runs, a container per node.
+                spread: gang && mix.chance(50),
                 containers,
             }
         })

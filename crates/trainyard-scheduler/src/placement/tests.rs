@@ -50,6 +50,7 @@ fn run(n: u128, w: u128, g: u32) -> WaitingRun {
         sequence: n as u64,
         waited_passes: 0,
         containers: vec![demand(g)],
+        spread: false,
     }
 }
 
@@ -463,6 +464,7 @@ fn a_run_quota_is_a_hard_limit() {
 fn gang(n: u128, w: u128, sizes: &[u32]) -> WaitingRun {
     WaitingRun {
         containers: sizes.iter().map(|&g| demand(g)).collect(),
+        spread: false,
         ..run(n, w, 0)
     }
 }
@@ -585,4 +587,35 @@ fn ten_thousand_runs_on_a_thousand_nodes() {
         plan.reservations.len()
     );
     assert!(best < std::time::Duration::from_secs(1));
+}
+
+#[test]
+fn a_spread_gang_takes_a_node_per_container() {
+    let nodes = vec![
+        node("a", &gpus(8)),
+        node("b", &gpus(2)),
+        node("c", &gpus(4)),
+    ];
+    let spread = |n, sizes: &[u32]| WaitingRun {
+        spread: true,
+        ..gang(n, 1, sizes)
+    };
+    // Packed, both would go to c; spread, each takes the best fit left.
+    let plan = plan(&input(nodes.clone(), vec![spread(1, &[2, 2])]));
+    let on: Vec<&str> = placed(&plan, 1)
+        .unwrap()
+        .containers
+        .iter()
+        .map(|c| c.node_id.as_str())
+        .collect();
+    assert_eq!(on, ["b", "c"]);
+
+    // Three containers of 4 GPUs: only a and c hold 4, so it waits.
+    let plan = super::plan(&input(nodes, vec![spread(1, &[4, 4, 4])]));
+    assert!(plan.assignments.is_empty());
+    assert_eq!(
+        reason(&plan, 1),
+        "gang of 3 containers: only 2 fit on gpucluster at once, \
+         and all start together or none"
+    );
 }
