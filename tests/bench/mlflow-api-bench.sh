@@ -3,7 +3,9 @@
 # Trainyard's MLflow API and against MLflow's own tracking server, on this machine and the
 # same PostgreSQL cluster (the tests' private one), one after the other.
 #
-#   bash tests/bench/mlflow-api-bench.sh [--only a,b,c,d,e] [--out DIR] [extra bench flags...]
+#   bash tests/bench/mlflow-api-bench.sh [--only a,b,c,d,e] [--out DIR] [--trainyard-only] [extra bench flags...]
+#
+# --trainyard-only measures Trainyard alone (no ratios), for quick looks while tuning.
 #
 # Environment: BENCH (the harness, default /work/shared/bench/tracking_api_bench.py),
 # MLFLOW_VENV (default /tmp/mlflow-bench-venv), MLFLOW_VERSION (default 3.17.2),
@@ -20,11 +22,12 @@
 #    stay in --out (default a temporary folder, printed).
 set -euo pipefail
 
-ONLY=a,b,c,d,e OUT= EXTRA=()
+ONLY=a,b,c,d,e OUT= EXTRA=() TRAINYARD_ONLY=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --only) ONLY=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
+        --trainyard-only) TRAINYARD_ONLY=1; shift ;;
         *) EXTRA+=("$1"); shift ;;
     esac
 done
@@ -78,7 +81,7 @@ if ! psql -h "$PGSOCK" -U trainyard -d postgres -Atc 'SELECT 1' >/dev/null 2>&1;
 fi
 POSTMASTER=$(head -1 "$PGSOCK/postmaster.pid")
 
-if ! "$VENV/bin/mlflow" --version >/dev/null 2>&1; then
+if [ "$TRAINYARD_ONLY" = 0 ] && ! "$VENV/bin/mlflow" --version >/dev/null 2>&1; then
     echo "== installing mlflow==$MLFLOW_VERSION into $VENV" >&2
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q "mlflow==$MLFLOW_VERSION" psycopg2-binary >&2
@@ -116,6 +119,11 @@ bench trainyard "$SERVER_PID" --base-url "http://127.0.0.1:$PORT" \
     --header "Authorization: Bearer $TOKEN"
 stop_server
 psql_admin "DROP DATABASE IF EXISTS $DB"
+
+if [ "$TRAINYARD_ONLY" = 1 ]; then
+    echo "JSON results and logs: $OUT" >&2
+    exit 0
+fi
 
 echo "== MLflow $MLFLOW_VERSION ($MLFLOW_WORKERS workers, its defaults otherwise)" >&2
 DB=mlflow_api_bench
