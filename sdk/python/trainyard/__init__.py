@@ -20,6 +20,13 @@ Data and models::
                           arguments=["--data", ds.as_named_input("mnist").as_mount()])
     model = run.register_model("mnist-cnn", "outputs/model.npz")
 
+Distributed training (2 nodes × 4 processes, torch.distributed)::
+
+    from trainyard import PyTorchConfiguration
+    src = ScriptRunConfig("./src", "train.py", compute_target="gpucluster",
+                          distributed_job_config=PyTorchConfiguration(process_count=8,
+                                                                      node_count=2))
+
 Inside the training script::
 
     run = Run.get_context()                      # the run, or an OfflineRun locally
@@ -45,6 +52,7 @@ from .experiment import Experiment
 from .model import Model, ResourceConfiguration
 from .offline import OfflineRun
 from .run import Run
+from .runconfig import MpiConfiguration, PyTorchConfiguration, TensorflowConfiguration
 from .script_run_config import ScriptRunConfig
 from .workspace import Workspace
 
@@ -56,6 +64,9 @@ __all__ = [
     "Environment",
     "DockerSection",
     "ScriptRunConfig",
+    "MpiConfiguration",
+    "PyTorchConfiguration",
+    "TensorflowConfiguration",
     "Run",
     "OfflineRun",
     "ComputeTarget",

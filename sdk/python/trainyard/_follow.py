@@ -8,10 +8,14 @@ server starts again from the first line, and lines already shown (by
 
 While a run waits in a compute target's queue, :class:`QueueWatcher` reads
 the run alongside the stream and reports why it waits (``wait_reason``,
-whenever that changes) and where it was placed (``placement``).
+whenever that changes) and where it was placed (``placement``; for a
+distributed run, where each rank went). A distributed run's processes log
+to ``stdout/rank-N`` and ``stderr/rank-N``; their lines are printed after
+``[rank N] ``.
 """
 
 import json
+import re
 import sys
 import threading
 import time
@@ -20,8 +24,8 @@ from typing import Any, Callable, Dict, List, Optional, TextIO, Tuple
 from ._http import HttpClient, iter_sse
 from .exceptions import TrainyardError
 
-__all__ = ["TERMINAL_STATUSES", "QueueWatcher", "follow_log", "placement_text",
-           "poll_until_ended", "print_line"]
+__all__ = ["TERMINAL_STATUSES", "QueueWatcher", "follow_log", "line_prefix",
+           "placement_text", "poll_until_ended", "print_line"]
 
 #: Statuses a run never leaves.
 TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Canceled"})
@@ -34,12 +38,29 @@ READ_TIMEOUT = 60.0
 QUEUE_POLL = 2.0
 
 
+#: A distributed run's process output: ``stdout/rank-3``, ``stderr/rank-3``.
+_RANK_SOURCE = re.compile(r"(?:stdout|stderr)/rank-(\d+)")
+
+
+def line_prefix(source: str) -> str:
+    """What a line of ``source`` is printed after: nothing for ``stdout``,
+    ``[rank N] `` for a rank's ``stdout/rank-N`` or ``stderr/rank-N``, else
+    ``[source] `` (``[stderr] ``, ``[logs/rank-1/train.log] ``)."""
+    if source == "stdout":
+        return ""
+    rank = _RANK_SOURCE.fullmatch(source)
+    if rank:
+        return f"[rank {rank.group(1)}] "
+    return f"[{source}] "
+
+
 def print_line(line: Dict[str, Any], out: Optional[TextIO] = None) -> None:
-    """Prints a log line: stdout's as it is, other sources' after ``[source] ``."""
+    """Prints a log line: stdout's as it is, a rank's after ``[rank N] ``,
+    other sources' after ``[source] ``."""
     out = out or sys.stdout
     source = line.get("source", "stdout")
     text = line.get("line", "")
-    out.write(text + "\n" if source == "stdout" else f"[{source}] {text}\n")
+    out.write(f"{line_prefix(source)}{text}\n")
     out.flush()
 
 
@@ -131,13 +152,50 @@ def poll_until_ended(get_status: Callable[[], str], deadline: Optional[float] = 
         interval = min(max_interval, interval * 1.5)
 
 
+def _gpus_text(gpus: List[Any]) -> str:
+    return f"GPU{'s' if len(gpus) > 1 else ''} {','.join(str(g) for g in gpus)}"
+
+
 def placement_text(placement: Dict[str, Any]) -> str:
-    """``gpu-1 (GPUs 0,3)``: the node a run was placed on, and its GPUs."""
+    """``gpu-1 (GPUs 0,3)``: the node a run was placed on, and its GPUs.
+
+    A distributed run's (``placement["ranks"]``), node by node:
+    ``2 ranks: gpu-1 (rank 0, GPU 0), gpu-2 (rank 1, GPU 0)``."""
+    ranks = placement.get("ranks") or []
+    if ranks:
+        nodes: Dict[str, Tuple[List[int], List[Any]]] = {}
+        for index, rank in enumerate(ranks):
+            held = nodes.setdefault(str(rank.get("node") or "?"), ([], []))
+            held[0].append(index)
+            held[1].extend(rank.get("gpus") or [])
+        parts = []
+        for node, (indexes, gpus) in nodes.items():
+            what = f"rank{'s' if len(indexes) > 1 else ''} {_index_ranges(indexes)}"
+            if gpus:
+                what += f", {_gpus_text(gpus)}"
+            parts.append(f"{node} ({what})")
+        return f"{len(ranks)} rank{'s' if len(ranks) > 1 else ''}: {', '.join(parts)}"
     node = placement.get("node") or "?"
-    gpus = [str(g) for g in placement.get("gpus") or []]
+    gpus = placement.get("gpus") or []
     if not gpus:
         return str(node)
-    return f"{node} (GPU{'s' if len(gpus) > 1 else ''} {','.join(gpus)})"
+    return f"{node} ({_gpus_text(gpus)})"
+
+
+def _index_ranges(indexes: List[int]) -> str:
+    """``0-3,6``: sorted indexes, runs shortened."""
+    parts: List[str] = []
+    start = prev = None
+    for i in sorted(indexes):
+        if prev is not None and i == prev + 1:
+            prev = i
+            continue
+        if start is not None:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = i
+    if start is not None:
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+    return ",".join(parts)
 
 
 class QueueWatcher:

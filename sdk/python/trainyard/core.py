@@ -1,7 +1,8 @@
 """Azure ML's ``azureml.core`` names: ``from trainyard.core import Workspace, Run, …``.
 
 Also importable as module paths Azure code uses, e.g.
-``from trainyard.core import ScriptRunConfig, Environment``.
+``from trainyard.core import ScriptRunConfig, Environment``. The distributed
+configurations of ``azureml.core.runconfig`` are also in ``trainyard.runconfig``.
 """
 
 from .dataset import Dataset, DatasetConsumptionConfig, FileDataset
@@ -11,6 +12,7 @@ from .exceptions import ActivityFailedException, UserErrorException
 from .experiment import Experiment
 from .model import Model, ResourceConfiguration
 from .run import Run
+from .runconfig import MpiConfiguration, PyTorchConfiguration, TensorflowConfiguration
 from .script_run_config import ScriptRunConfig
 from .workspace import Workspace
 
@@ -20,6 +22,9 @@ __all__ = [
     "Environment",
     "DockerSection",
     "ScriptRunConfig",
+    "MpiConfiguration",
+    "PyTorchConfiguration",
+    "TensorflowConfiguration",
     "Run",
     "Datastore",
     "DataPath",

@@ -165,12 +165,26 @@ class Run(LoggingMixin, RunFilesMixin):
         it is Queued, why it waits, e.g. ``"needs 2 GPUs; the largest free on
         gpucluster is 1"``; otherwise None) and ``placement`` (None until it
         is placed, then ``{"node", "compute_target", "gpus", "cpus",
-        "memory_mb"}``). Both are None when the server does not send them."""
+        "memory_mb"}``). Both are None when the server does not send them.
+
+        A distributed run's placement also has ``ranks``: one entry per rank
+        (process), in rank order, ``{"node_id", "node", "gpus", "gpu_mode",
+        "cpus", "memory_mb", "address", "port"}`` (and, from servers that
+        send it, ``node_gpus``: the node's GPUs the rank sees); its top-level
+        fields are rank 0's. :meth:`get_ranks` returns that list."""
         self._view = self._workspace._http.get(self._path())
         details = dict(self._view)
         details.setdefault("wait_reason", None)
         details.setdefault("placement", None)
         return details
+
+    def get_ranks(self) -> List[Dict[str, Any]]:
+        """Where each process of a distributed run went, in rank order
+        (``placement["ranks"]``, fetched now): ``{"node", "gpus", "cpus",
+        "memory_mb", "address", "port", …}``. Empty until the run is placed,
+        and for a run of one process."""
+        placement = self.get_details().get("placement") or {}
+        return [dict(rank) for rank in placement.get("ranks") or []]
 
     def get_status(self) -> str:
         """The run's status: ``Queued``, ``Preparing``, ``Starting``, ``Running``,
@@ -191,6 +205,8 @@ class Run(LoggingMixin, RunFilesMixin):
                 while the run waits in a compute target's queue, why it waits
                 (``==> Queued: needs 2 GPUs; …``, each time that changes) and
                 then where it was placed (``==> placed on gpu-1 (GPUs 0,3)``).
+                A distributed run's lines show every rank's output, each
+                after ``[rank N] `` (``stdout/rank-N`` and ``stderr/rank-N``).
             raise_on_error: Raise when the run did not end ``Completed``.
             timeout: Seconds to wait at most (``TimeoutError`` after that).
 

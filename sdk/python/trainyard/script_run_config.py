@@ -2,7 +2,11 @@
 
 Mirrors ``azureml.core.ScriptRunConfig``. ``Experiment.submit(config)``
 packs ``source_directory`` (ignore rules applied), uploads it as a snapshot
-and submits the run.
+and submits the run. ``distributed_job_config`` (an
+:class:`~trainyard.runconfig.MpiConfiguration`,
+:class:`~trainyard.runconfig.PyTorchConfiguration` or
+:class:`~trainyard.runconfig.TensorflowConfiguration`, also importable from
+here) makes it a distributed run.
 """
 
 import os
@@ -12,12 +16,15 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
 from ._snapshot import IgnoreRules, pack_directory
 from .dataset import DatasetConsumptionConfig, FileDataset
 from .environment import Environment
+from .runconfig import (DistributedConfiguration, MpiConfiguration, PyTorchConfiguration,
+                        TensorflowConfiguration)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .experiment import Experiment
     from .run import Run
 
-__all__ = ["ScriptRunConfig"]
+__all__ = ["ScriptRunConfig", "MpiConfiguration", "PyTorchConfiguration",
+           "TensorflowConfiguration"]
 
 _RESOURCE_KEYS = ("gpus", "cpus", "memory_mb")
 
@@ -46,6 +53,14 @@ class ScriptRunConfig:
             ``{"name", "dataset", "version", "mode", "path"}``. Such a config
             given in ``arguments`` (or ``command``) is an input too, and stands
             there for its path in the container (``${{inputs.mnist}}``).
+        distributed_job_config: A distributed run: :class:`MpiConfiguration`,
+            :class:`PyTorchConfiguration` or :class:`TensorflowConfiguration`.
+            Each process is a container (rank) of its own on the compute
+            target's nodes (so ``compute_target`` is required), and
+            ``resources`` are per node, split evenly between its processes.
+        node_count: Nodes, instead of the configuration's ``node_count`` (what
+            Azure code sets as ``run_config.node_count``). Without
+            ``distributed_job_config`` only 1 is allowed.
 
     Example::
 
@@ -53,6 +68,12 @@ class ScriptRunConfig:
                               arguments=["--lr", 0.01], environment=env,
                               resources={"cpus": 4, "memory_mb": 8192})
         run = Experiment(ws, "tf-mnist").submit(src)
+
+        # 2 nodes × 4 processes, torch.distributed
+        src = ScriptRunConfig("./src", "train.py", compute_target="gpucluster",
+                              environment=env, resources={"gpus": 4},
+                              distributed_job_config=PyTorchConfiguration(
+                                  process_count=8, node_count=2))
     """
 
     def __init__(
@@ -68,6 +89,8 @@ class ScriptRunConfig:
         max_run_duration_seconds: Optional[int] = None,
         display_name: Optional[str] = None,
         inputs: Optional[Sequence[Union[DatasetConsumptionConfig, Dict[str, Any]]]] = None,
+        distributed_job_config: Optional[DistributedConfiguration] = None,
+        node_count: Optional[int] = None,
     ) -> None:
         self.source_directory = source_directory
         self.script = script
@@ -80,6 +103,9 @@ class ScriptRunConfig:
         self.max_run_duration_seconds = max_run_duration_seconds
         self.display_name = display_name
         self.inputs: List[Union[DatasetConsumptionConfig, Dict[str, Any]]] = list(inputs or [])
+        self.distributed_job_config = distributed_job_config
+        self.node_count = node_count
+        self._distribution_fields()
 
     # -- what is sent -------------------------------------------------------
 
@@ -115,6 +141,39 @@ class ScriptRunConfig:
             _stringify(argument)
         self._command_list()
         self._inputs()
+        fields = self._distribution_fields()
+        if fields:
+            if not self._target_name():
+                raise ValueError("a distributed run (distributed_job_config) is placed on a "
+                                 "compute target's nodes: give compute_target")
+            gpus = self.resources.get("gpus")
+            per_node = fields["process_count_per_node"]
+            if isinstance(gpus, int) and not isinstance(gpus, bool) and gpus % per_node:
+                raise ValueError(f"resources['gpus'] ({gpus}) are per node and must be a "
+                                 f"multiple of process_count_per_node ({per_node}): each "
+                                 f"process gets an equal share")
+
+    def _distribution_fields(self) -> Dict[str, Any]:
+        """``node_count``, ``process_count_per_node`` and ``distribution`` for the
+        body; empty for a run of one process without a configuration.
+
+        Raises:
+            ValueError: a bad count or shape, naming the argument.
+            TypeError: ``distributed_job_config`` is something else.
+        """
+        config = self.distributed_job_config
+        node_count = self.node_count
+        if config is None:
+            if node_count is not None and node_count != 1:
+                raise ValueError(f"node_count={node_count!r} needs a distributed_job_config "
+                                 f"(MpiConfiguration, PyTorchConfiguration or "
+                                 f"TensorflowConfiguration)")
+            return {}
+        if not isinstance(config, DistributedConfiguration):
+            raise TypeError(f"distributed_job_config must be an MpiConfiguration, "
+                            f"PyTorchConfiguration or TensorflowConfiguration, "
+                            f"not {type(config).__name__}")
+        return config._run_fields(node_count)
 
     def _inputs(self) -> List[Dict[str, Any]]:
         """The run's ``inputs``: those given, then those used in arguments or the command,
@@ -193,6 +252,7 @@ class ScriptRunConfig:
             body["time_limit_seconds"] = int(self.max_run_duration_seconds)
         if self.display_name:
             body["display_name"] = self.display_name
+        body.update(self._distribution_fields())
         return body
 
     def _submit(self, experiment: "Experiment", tags: Optional[Dict[str, Any]] = None,
@@ -223,6 +283,8 @@ class ScriptRunConfig:
 
     def __repr__(self) -> str:
         what = f"script={self.script!r}" if self.script else f"command={self.command!r}"
+        if self.distributed_job_config is not None:
+            what += f", distributed_job_config={self.distributed_job_config!r}"
         return f"ScriptRunConfig(source_directory={self.source_directory!r}, {what})"
 
 
