@@ -259,8 +259,9 @@ while len(reached) < len(addresses) - 1 and time.time() < deadline:
     except OSError:
         pass
 print(f"task={task['type']}:{task['index']} me={me} reached={len(reached)} of {len(addresses) - 1}")
-# Peers still connecting to this task need it listening a little longer.
-end = time.time() + 3
+# A parameter server serves until it is stopped, as TensorFlow's do; the
+# run ends when the chief and the workers have.
+end = time.time() + (3600 if task["type"] == "ps" else 3)
 while time.time() < end:
     try:
         server.accept()[0].close()
@@ -389,10 +390,16 @@ async fn a_failing_rank_fails_the_run_by_name_and_no_container_is_left() {
 }
 
 const MPI_ALL_REDUCE: &str = r#"
+import os
 from mpi4py import MPI
+from trainyard import Run
 comm = MPI.COMM_WORLD
 total = comm.allreduce(comm.Get_rank() + 1)
-print(f"rank={comm.Get_rank()} size={comm.Get_size()} sum={total}", flush=True)
+print(f"rank={comm.Get_rank()} size={comm.Get_size()} sum={total} "
+      f"trainyard_rank={os.environ['TRAINYARD_RANK']}", flush=True)
+run = Run.get_context()
+run.log("mpi_rank", comm.Get_rank())
+run.flush()
 "#;
 
 #[tokio::test]
@@ -417,17 +424,41 @@ async fn mpi_2_nodes_x_2_processes_all_reduce_over_ssh() {
         .await;
     let run_id = id(&run);
     let run = app.wait_for_end("lab", &token, &run_id, LIMIT).await;
-    let mut out = lines(&app, &token, &run_id, "stdout/mpirun").await;
-    out.extend(lines(&app, &token, &run_id, "stderr/mpirun").await);
+    let out = lines(&app, &token, &run_id, "stderr/rank-0").await;
     assert_eq!(run["status"], "Completed", "{run} {out:?}");
     for rank in 0..4 {
+        // Each MPI process runs in its own rank's container, with its
+        // variables (and token).
         let source = format!("stdout/rank-{rank}");
         let out = lines(&app, &token, &run_id, &source).await;
         assert!(
-            out.contains(&format!("rank={rank} size=4 sum=10")),
+            out.contains(&format!("rank={rank} size=4 sum=10 trainyard_rank={rank}")),
             "{source}: {out:?}"
         );
     }
+    let (_, all) = app
+        .get(
+            &format!("/api/v1/workspaces/lab/runs/{run_id}/metrics?ranks=all"),
+            &token,
+        )
+        .await;
+    let mut names: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "mpi_rank",
+            "rank-1/mpi_rank",
+            "rank-2/mpi_rank",
+            "rank-3/mpi_rank"
+        ],
+        "{all}"
+    );
     // The run's key pair never reaches its log.
     let stderr = lines(&app, &token, &run_id, "stderr/rank-0").await;
     assert!(!stderr.iter().any(|l| l.contains("PRIVATE KEY")));

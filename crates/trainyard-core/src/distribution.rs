@@ -198,6 +198,22 @@ pub fn rank_environment(
     env
 }
 
+/// Which ranks' ends end the run (the others are then stopped): MPI's
+/// launcher (rank 0, whose `mpirun` runs every process); TensorFlow's chief
+/// and workers when there are parameter servers (which serve until
+/// stopped); otherwise every rank.
+pub fn essential_ranks(distribution: Option<&Distribution>, shape: Shape) -> Vec<bool> {
+    let world = shape.processes() as usize;
+    match distribution {
+        Some(Distribution::Mpi {}) => (0..world).map(|rank| rank == 0).collect(),
+        Some(Distribution::Tensorflow { .. }) => match tensorflow_tasks(shape, distribution) {
+            Ok(tasks) => tasks.iter().map(|(kind, _)| *kind != "ps").collect(),
+            Err(_) => vec![true; world],
+        },
+        _ => vec![true; world],
+    }
+}
+
 /// `TF_CONFIG`: the whole cluster by task type, and this rank's task.
 fn tf_config(tasks: &[(&'static str, u32)], rank: u32, peers: &[Peer]) -> String {
     let mut cluster = serde_json::Map::new();
@@ -307,6 +323,28 @@ mod tests {
         assert_eq!(
             config["task"],
             serde_json::json!({"type": "worker", "index": 1})
+        );
+    }
+
+    #[test]
+    fn launchers_chiefs_and_workers_end_a_run() {
+        let shape = Shape {
+            nodes: 2,
+            per_node: 2,
+        };
+        assert_eq!(
+            essential_ranks(Some(&Distribution::Mpi {}), shape),
+            [true, false, false, false]
+        );
+        let tf = Distribution::Tensorflow {
+            worker_count: None,
+            parameter_server_count: 1,
+            chief: true,
+        };
+        assert_eq!(essential_ranks(Some(&tf), shape), [true, true, true, false]);
+        assert_eq!(
+            essential_ranks(Some(&Distribution::Pytorch {}), shape),
+            [true; 4]
         );
     }
 

@@ -6,7 +6,7 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use trainyard_core::distribution::{rank_environment, rank_host, Peer};
+use trainyard_core::distribution::{essential_ranks, rank_environment, rank_host, Peer};
 use trainyard_core::{Distribution, RankPlacement, RunSpec, RunStatus};
 use trainyard_db::runs::Run;
 
@@ -26,6 +26,9 @@ struct RankContainer {
     executor: Executor,
     container: String,
     sources: Sources,
+    /// Whether the run ends when this rank (and the other essential ones)
+    /// has ended; the rest are then stopped.
+    essential: bool,
 }
 
 /// The first rank that failed, and how.
@@ -65,10 +68,14 @@ impl Executor {
                         (RunStatus::Failed, "failed before running", Some(message))
                     }
                 };
+                // Found by the run's label: a container whose creation
+                // failed half-way is not in `containers`. They go before the
+                // final status, so an ended run holds nothing.
+                self.cleanup(&run, None).await;
+                self.remove_run_containers(&run, &ranks).await;
                 let _ = self
                     .transition(&run, status, reason, error.as_deref())
                     .await;
-                self.remove_ranks(&run, &containers).await;
             }
         }
     }
@@ -120,6 +127,7 @@ impl Executor {
         } else {
             None
         };
+        let essential = essential_ranks(spec.distribution.as_ref(), spec.shape());
         let hosts: Vec<String> = placed
             .iter()
             .enumerate()
@@ -132,8 +140,10 @@ impl Executor {
                 holds: Some(Holds {
                     node: rank.node.clone(),
                     // The processes of a node see all of its GPUs, in an
-                    // order where `cuda:LOCAL_RANK` is the rank's own.
-                    gpus: if rank.node_gpus.is_empty() {
+                    // order where `cuda:LOCAL_RANK` is the rank's own; an MPI
+                    // process, whose local rank MPI sets to 0 (a host per
+                    // rank), sees only its own.
+                    gpus: if rank.node_gpus.is_empty() || is_mpi {
                         rank.gpus.clone()
                     } else {
                         rank.node_gpus.clone()
@@ -159,6 +169,7 @@ impl Executor {
                 executor: executor.clone(),
                 container,
                 sources,
+                essential: essential.get(i as usize).copied().unwrap_or(true),
             });
         }
         self.check_cancel(run).await?;
@@ -174,12 +185,10 @@ impl Executor {
     }
 
     /// Follows every rank to its end; the first rank to fail stops the
-    /// others. In an MPI run rank 0's `mpirun` is the run: when it ends, the
-    /// other ranks (SSH servers) are stopped. Then keeps the files of every
-    /// rank and ends the run.
+    /// others. When every essential rank has ended well (MPI's launcher,
+    /// TensorFlow's chief and workers, otherwise all), the others are
+    /// stopped. Then keeps the files of every rank and ends the run.
     async fn follow_ranks(&self, run: &Run, ranks: &[RankContainer]) {
-        let launcher = run.spec.0.get("distribution").and_then(|d| d.get("type"))
-            == Some(&serde_json::json!("mpi"));
         let mut following: FuturesUnordered<_> = ranks
             .iter()
             .map(|rank| async move {
@@ -192,25 +201,33 @@ impl Executor {
             .collect();
         let mut failure: Option<Failure> = None;
         let mut stopped = None;
-        let mut launcher_done = false;
+        let mut head_exit_code = None;
+        let mut essential_left = ranks.iter().filter(|r| r.essential).count();
+        let mut done = false;
         while let Some((rank, ended)) = following.next().await {
-            if launcher && launcher_done {
+            if done {
+                // Stopped because the essential ranks were done.
                 continue;
             }
             let failed = match ended {
-                Ok(ended) if ended.stopped.is_some() => {
-                    stopped = stopped.or(ended.stopped);
-                    None
+                Ok(ended) => {
+                    if rank.rank == 0 {
+                        head_exit_code = ended.exit_code;
+                    }
+                    if ended.stopped.is_some() {
+                        stopped = stopped.or(ended.stopped);
+                        None
+                    } else if ended.exit_code == Some(0) {
+                        None
+                    } else {
+                        Some(Failure {
+                            rank: rank.rank,
+                            node: rank.node.clone(),
+                            exit_code: ended.exit_code,
+                            error: None,
+                        })
+                    }
                 }
-                Ok(Ended {
-                    exit_code: Some(0), ..
-                }) => None,
-                Ok(ended) => Some(Failure {
-                    rank: rank.rank,
-                    node: rank.node.clone(),
-                    exit_code: ended.exit_code,
-                    error: None,
-                }),
                 Err(err) => Some(Failure {
                     rank: rank.rank,
                     node: rank.node.clone(),
@@ -220,15 +237,19 @@ impl Executor {
             };
             // Ranks stopped because another failed exit non-zero too: only
             // the first failure counts.
-            if let (Some(failed), None, None) = (failed, &failure, stopped) {
-                tracing::info!(run_id = %run.id, rank = failed.rank, "a rank failed; stopping the others");
-                self.stop_ranks(ranks, failed.rank);
-                failure = Some(failed);
-            } else if launcher && rank.rank == 0 && failure.is_none() {
-                self.stop_ranks(ranks, 0);
+            if failure.is_some() || stopped.is_some() {
+                continue;
             }
-            if launcher && rank.rank == 0 {
-                launcher_done = true;
+            if let Some(failed) = failed {
+                tracing::info!(run_id = %run.id, rank = failed.rank, "a rank failed; stopping the others");
+                self.stop_ranks(ranks, |r| r.rank != failed.rank);
+                failure = Some(failed);
+            } else if rank.essential {
+                essential_left -= 1;
+                if essential_left == 0 {
+                    self.stop_ranks(ranks, |r| !r.essential);
+                    done = true;
+                }
             }
         }
         drop(following);
@@ -240,7 +261,7 @@ impl Executor {
         {
             return;
         }
-        let exit_code = failure.as_ref().map_or(Some(0), |f| f.exit_code);
+        let exit_code = failure.as_ref().map_or(head_exit_code, |f| f.exit_code);
         if let Some(code) = exit_code {
             let _ = self.db.set_run_exit_code(run.id, code as i32).await;
         }
@@ -278,10 +299,10 @@ impl Executor {
             .await;
     }
 
-    /// Stops every rank but `except`, in the background.
-    fn stop_ranks(&self, ranks: &[RankContainer], except: u32) {
+    /// Stops the ranks `which` picks, in the background.
+    fn stop_ranks(&self, ranks: &[RankContainer], which: impl Fn(&RankContainer) -> bool) {
         let grace = self.config.stop_grace_seconds;
-        for rank in ranks.iter().filter(|r| r.rank != except) {
+        for rank in ranks.iter().filter(|r| which(r)) {
             let engine = rank.executor.engine.clone();
             let container = rank.container.clone();
             tokio::spawn(async move {
@@ -306,15 +327,30 @@ impl Executor {
         }
     }
 
-    /// After a restart: a distributed run is not followed again. Its ranks'
-    /// containers on the engines of `nodes` are removed and it fails.
-    pub async fn abandon_distributed(&self, run: Run, nodes: Vec<Executor>) {
-        for executor in &nodes {
+    /// Removes every container of the run from the engines of `nodes`
+    /// (found by the run's label, each engine once).
+    async fn remove_run_containers(&self, run: &Run, nodes: &[Executor]) {
+        if self.config.keep_containers {
+            return;
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for executor in nodes {
+            let node = executor.node.as_deref().unwrap_or("");
+            if seen.contains(&node) {
+                continue;
+            }
+            seen.push(node);
             let containers = executor.engine.containers_of_run(run.id).await;
             for (container, _, _) in containers.unwrap_or_default() {
                 let _ = executor.engine.remove_container(&container).await;
             }
         }
+    }
+
+    /// After a restart: a distributed run is not followed again. Its ranks'
+    /// containers on the engines of `nodes` are removed and it fails.
+    pub async fn abandon_distributed(&self, run: Run, nodes: Vec<Executor>) {
+        self.remove_run_containers(&run, &nodes).await;
         let reason = format!(
             "the server stopped while the distributed run was {}; its ranks were stopped, \
              submit it again",

@@ -336,10 +336,11 @@ impl Executor {
             labels.insert(LABEL_RANK.to_string(), rank.to_string());
         }
         let mut process = spec.process();
-        if plan.mpi_files.is_some() {
-            let names = mpi::exported_names(env.iter().map(String::as_str));
-            env.push(format!("TRAINYARD_MPI_EXPORT={names}"));
+        let mut mpi_files = Vec::new();
+        if let Some(files) = &plan.mpi_files {
             process = mpi::rank_process(process);
+            mpi_files.push(files.clone());
+            mpi_files.push(Bytes::from(mpi::rank_env_file(&env)?));
         }
         let (mut cpus, mut memory_mb) = (spec.resources.cpus, spec.resources.memory_mb);
         let mut gpu_device_ids = Vec::new();
@@ -391,10 +392,8 @@ impl Executor {
         self.engine
             .upload_archive(&container, "/", Bytes::from_static(PYTHON_SDK))
             .await?;
-        if let Some(files) = &plan.mpi_files {
-            self.engine
-                .upload_archive(&container, "/", files.clone())
-                .await?;
+        for files in mpi_files {
+            self.engine.upload_archive(&container, "/", files).await?;
         }
         self.copy_downloads(&container, &spec.inputs).await?;
         if let Some(digest) = &spec.snapshot {

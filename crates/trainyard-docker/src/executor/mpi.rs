@@ -30,7 +30,6 @@ cp "$dir/authorized_keys" "$HOME/.ssh/authorized_keys"
 chmod 600 "$HOME/.ssh/config" "$HOME/.ssh/authorized_keys"
 ssh-keygen -A >/dev/null
 sshd=$(command -v sshd || echo /usr/sbin/sshd)
-set -- "$@"
 if [ "$TRAINYARD_RANK" != 0 ]; then
     exec "$sshd" -D -e -p "$TRAINYARD_PORT" -o LogLevel=ERROR -o PasswordAuthentication=no
 fi
@@ -46,16 +45,16 @@ for host in $(cut -d' ' -f1 "$dir/hostfile"); do
         sleep 0.5
     done
 done
-exports=""
-for name in $TRAINYARD_MPI_EXPORT; do exports="$exports -x $name"; done
-# shellcheck disable=SC2086
 exec mpirun --allow-run-as-root --hostfile "$dir/hostfile" -np "$TRAINYARD_WORLD_SIZE" \
-    -wdir "$PWD" $exports sh "$dir/rank.sh" "$@"
+    -wdir "$PWD" sh "$dir/rank.sh" "$@"
 "#;
 
-/// What `mpirun` starts on each rank: the process, its output going to its
-/// own container's (PID 1's) rather than back through `mpirun`.
+/// What `mpirun` starts on each rank (over SSH, which passes no variables):
+/// the process with its own container's variables (its rank's token, rank
+/// and GPUs), its output going to its own container's (PID 1's) rather than
+/// back through `mpirun`.
 const RANK_SCRIPT: &str = r#"#!/bin/sh
+. /etc/trainyard/mpi/rank.env
 exec "$@" >/proc/1/fd/1 2>/proc/1/fd/2
 "#;
 
@@ -174,27 +173,28 @@ pub(crate) fn rank_process(process: Vec<String>) -> Vec<String> {
     wrapped
 }
 
-/// The variables `mpirun` passes on to the processes it launches: the
-/// run's own, and Trainyard's and MLflow's (not the per-rank ones, which
-/// MPI sets itself).
-pub(crate) fn exported_names<'a>(env: impl Iterator<Item = &'a str>) -> String {
-    let per_rank = [
-        "TRAINYARD_RANK",
-        "TRAINYARD_NODE_RANK",
-        "TRAINYARD_LOCAL_RANK",
-        "TRAINYARD_PORT",
-        "TRAINYARD_MPI_EXPORT",
-        "HOME",
-        "HOSTNAME",
-        "PATH",
-    ];
-    let mut names: Vec<&str> = env
-        .filter_map(|var| var.split_once('=').map(|(name, _)| name))
-        .filter(|name| !per_rank.contains(name) && !name.starts_with("OMPI_"))
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    names.join(" ")
+/// A rank's own variables as a shell file for `rank.sh` to read: a tar
+/// holding `rank.env` under [`MPI_DIR`], to unpack at `/`.
+pub(crate) fn rank_env_file(env: &[String]) -> Result<Vec<u8>, Stop> {
+    let mut text = String::new();
+    for var in env {
+        if let Some((name, value)) = var.split_once('=') {
+            // Single quotes keep everything literal but a quote itself.
+            let quoted = value.replace('\'', "'\\''");
+            text.push_str(&format!("export {name}='{quoted}'\n"));
+        }
+    }
+    let fail = |e: std::io::Error| Stop::Failed(format!("preparing the MPI files: {e}"));
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(text.len() as u64);
+    header.set_mode(0o600);
+    header.set_cksum();
+    let path = format!("{}/rank.env", MPI_DIR.trim_start_matches('/'));
+    builder
+        .append_data(&mut header, path, text.as_bytes())
+        .map_err(fail)?;
+    builder.into_inner().map_err(fail)
 }
 
 #[cfg(test)]
@@ -215,15 +215,17 @@ mod tests {
     }
 
     #[test]
-    fn exports_leave_out_per_rank_variables() {
-        let env = [
-            "TRAINYARD_RUN_ID=1",
-            "TRAINYARD_RANK=0",
-            "LR=0.1",
-            "PATH=/bin",
-            "OMPI_COMM_WORLD_SIZE=4",
-            "LR=0.2",
-        ];
-        assert_eq!(exported_names(env.into_iter()), "LR TRAINYARD_RUN_ID");
+    fn rank_variables_are_quoted_for_the_shell() {
+        let env = ["A=it's".to_string(), "B=$HOME `x`".to_string()];
+        let tar = rank_env_file(&env).unwrap();
+        let mut archive = tar::Archive::new(&tar[..]);
+        let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(
+            entry.path().unwrap().to_str(),
+            Some("etc/trainyard/mpi/rank.env")
+        );
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+        assert_eq!(text, "export A='it'\\''s'\nexport B='$HOME `x`'\n");
     }
 }

@@ -117,10 +117,12 @@ pub(super) async fn log_metrics(
             let in_entry = |err: FieldError| {
                 FieldError::new(format!("metrics[{i}].{}", err.field), err.reason)
             };
-            metric_name("name", &entry.name).map_err(in_entry)?;
+            // Checked as stored: a rank's prefix counts against the limit.
+            let name = rank_metric_name(scope.caller.run_rank, entry.name);
+            metric_name("name", &name).map_err(in_entry)?;
             let value = metric_value(entry.kind, "value", &entry.value).map_err(in_entry)?;
             Ok(NewMetricPoint {
-                name: rank_metric_name(scope.caller.run_rank, entry.name),
+                name,
                 kind: entry.kind,
                 step: entry.step,
                 at: entry.timestamp.unwrap_or(now),
