@@ -33,7 +33,11 @@ static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// token, an experiment `exp` and a compute target `cluster` of two nodes
 /// with 4 simulated GPUs each on the machine's engine.
 async fn setup() -> Option<(TestApp, String)> {
-    let app = TestApp::spawn_executing(Options::default()).await?;
+    setup_with(Options::default()).await
+}
+
+async fn setup_with(options: Options) -> Option<(TestApp, String)> {
+    let app = TestApp::spawn_executing(options).await?;
     app.workspace("lab").await;
     let token = app.token("lab", "contributor").await;
     app.experiment("lab", &token, "exp").await;
@@ -322,6 +326,56 @@ async fn tensorflow_tasks_see_themselves_in_tf_config_and_reach_every_other_task
         }
     }
     assert_eq!(addresses.len(), 8);
+}
+
+#[tokio::test]
+async fn on_one_node_with_a_bridge_container_network_a_run_gets_a_network_of_its_own() {
+    let Some((app, token)) = setup_with(Options {
+        container_network: Some("bridge".to_string()),
+        ..Options::default()
+    })
+    .await
+    else {
+        return;
+    };
+    if !require_image(&app, PYTHON, "docker/build-base-images.sh").await {
+        return;
+    }
+    // One node, three processes: TF_CONFIG names them rank-0..rank-2 on the
+    // run's network, where each reaches the others by name.
+    let run = app
+        .run(
+            "lab",
+            &token,
+            "exp",
+            json!({ "command": ["python3", "-u", "-c", TF_TASK],
+                    "environment": env(PYTHON), "compute_target": "cluster",
+                    "process_count_per_node": 3,
+                    "distribution": { "type": "tensorflow" },
+                    "resources": { "cpus": 0.6, "memory_mb": 768 } }),
+        )
+        .await;
+    let run_id = id(&run);
+    let network = format!("trainyard-run-{run_id}");
+    let engine = app.engine.clone().expect("an engine");
+    app.wait_for_status("lab", &token, &run_id, "Running", LIMIT)
+        .await;
+    let run = app.wait_for_end("lab", &token, &run_id, LIMIT).await;
+    let out = lines(&app, &token, &run_id, "stderr/rank-0").await;
+    assert_eq!(run["status"], "Completed", "{run} {out:?}");
+    for rank in 0..3 {
+        let out = lines(&app, &token, &run_id, &format!("stdout/rank-{rank}")).await;
+        let port = &run["placement"]["ranks"][rank]["port"];
+        assert!(
+            out.iter().any(|l| l.starts_with(&format!(
+                "task=worker:{rank} me=rank-{rank}:{port} reached=2 of 2"
+            ))),
+            "rank {rank}: {out:?}"
+        );
+    }
+    // The network went with the run.
+    assert!(!engine.has_network(&network).await.unwrap());
+    assert_eq!(containers_left(&app, &run_id).await, 0);
 }
 
 #[tokio::test]

@@ -157,6 +157,8 @@ pub struct Options {
     pub stop_grace_seconds: Option<i64>,
     /// Keep containers after their run ended (to inspect them).
     pub keep_containers: bool,
+    /// The run containers' network (`host` when absent).
+    pub container_network: Option<String>,
 }
 
 /// A Docker engine for the tests, or `None` (with a visible message) when
@@ -208,7 +210,13 @@ fn spawn_scheduler(
         ExecutorConfig {
             owner: owner.to_string(),
             api_url: base.to_string(),
-            network_mode: Some("host".to_string()),
+            network_mode: Some(
+                parts
+                    .options
+                    .container_network
+                    .clone()
+                    .unwrap_or_else(|| "host".to_string()),
+            ),
             extra_ca: parts.options.extra_ca.clone(),
             stop_grace_seconds: parts.options.stop_grace_seconds.unwrap_or(2),
             keep_containers: parts.options.keep_containers,

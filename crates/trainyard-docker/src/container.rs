@@ -3,9 +3,11 @@
 
 use bollard::container::{
     Config, CreateContainerOptions, DownloadFromContainerOptions, ListContainersOptions, LogOutput,
-    LogsOptions, RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
+    LogsOptions, NetworkingConfig, RemoveContainerOptions, StopContainerOptions,
+    UploadToContainerOptions,
 };
-use bollard::models::{DeviceRequest, HostConfig};
+use bollard::models::{DeviceRequest, EndpointSettings, HostConfig};
+use bollard::network::{ConnectNetworkOptions, CreateNetworkOptions};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
@@ -40,6 +42,9 @@ pub struct ContainerSpec {
     pub binds: Vec<String>,
     /// `/etc/hosts` entries, `name:address` (the ranks of a distributed run).
     pub extra_hosts: Vec<String>,
+    /// Names the container has on its network (`network_mode`), e.g.
+    /// `rank-2` on a distributed run's own network.
+    pub network_aliases: Vec<String>,
 }
 
 /// Where a container is in its life.
@@ -102,6 +107,18 @@ impl Engine {
             init: Some(true),
             ..Default::default()
         };
+        let networking_config = match (&spec.network_mode, spec.network_aliases.is_empty()) {
+            (Some(network), false) => Some(NetworkingConfig {
+                endpoints_config: HashMap::from([(
+                    network.clone(),
+                    EndpointSettings {
+                        aliases: Some(spec.network_aliases.clone()),
+                        ..Default::default()
+                    },
+                )]),
+            }),
+            _ => None,
+        };
         let config = Config {
             image: Some(spec.image.clone()),
             cmd: Some(spec.process.clone()),
@@ -109,6 +126,7 @@ impl Engine {
             labels: Some(spec.labels.clone()),
             working_dir: Some(spec.workdir.clone()),
             host_config: Some(host_config),
+            networking_config,
             ..Default::default()
         };
         let options = CreateContainerOptions {
@@ -120,6 +138,48 @@ impl Engine {
             .create_container(Some(options), config)
             .await?
             .id)
+    }
+
+    /// Creates a bridge network of a run's own, labelled with its id.
+    pub async fn create_run_network(
+        &self,
+        name: &str,
+        run_id: uuid::Uuid,
+    ) -> Result<(), DockerError> {
+        let options = CreateNetworkOptions {
+            name: name.to_string(),
+            driver: "bridge".to_string(),
+            labels: HashMap::from([(LABEL_RUN_ID.to_string(), run_id.to_string())]),
+            ..Default::default()
+        };
+        self.docker.create_network(options).await?;
+        Ok(())
+    }
+
+    /// Connects a container to one more network.
+    pub async fn connect_network(&self, network: &str, container: &str) -> Result<(), DockerError> {
+        let options = ConnectNetworkOptions {
+            container: container.to_string(),
+            endpoint_config: EndpointSettings::default(),
+        };
+        Ok(self.docker.connect_network(network, options).await?)
+    }
+
+    /// Removes a network; one that is gone is fine.
+    pub async fn remove_network(&self, name: &str) -> Result<(), DockerError> {
+        match self.docker.remove_network(name).await {
+            Err(err) if not_found(&err) => Ok(()),
+            other => Ok(other?),
+        }
+    }
+
+    /// Whether a network of that name exists.
+    pub async fn has_network(&self, name: &str) -> Result<bool, DockerError> {
+        match self.docker.inspect_network::<String>(name, None).await {
+            Ok(_) => Ok(true),
+            Err(err) if not_found(&err) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// Copies a tar (optionally gzip-compressed) into a directory of the container.

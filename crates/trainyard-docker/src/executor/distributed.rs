@@ -16,8 +16,14 @@ use super::supervise::Sources;
 use super::{files, ContainerPlan, Executor, Holds, Stop};
 
 /// Ranks of a distributed run share their node's network: each listens on
-/// the port the scheduler gave it.
+/// the port the scheduler gave it. (With a container network other than the
+/// host's, a run on one node gets a network of its own instead.)
 const RANK_NETWORK_MODE: &str = "host";
+
+/// The name of a run's own network.
+fn run_network(run_id: uuid::Uuid) -> String {
+    format!("trainyard-run-{run_id}")
+}
 
 /// A rank's container, on its node's engine.
 struct RankContainer {
@@ -112,10 +118,26 @@ impl Executor {
         self.check_cancel(run).await?;
         self.transition(run, RunStatus::Starting, "images ready on every node", None)
             .await?;
+        // All ranks on one node, and containers not on the host's network:
+        // the run gets a network of its own where each rank is `rank-N`.
+        let container_network = self
+            .config
+            .network_mode
+            .clone()
+            .filter(|mode| mode != RANK_NETWORK_MODE);
+        let one_node = placed.iter().all(|r| r.node_id == placed[0].node_id);
+        let own_network = (one_node && container_network.is_some()).then(|| run_network(run.id));
+        if let Some(network) = &own_network {
+            ranks[0].engine.create_run_network(network, run.id).await?;
+        }
         let peers: Vec<Peer> = placed
             .iter()
-            .map(|r| Peer {
-                address: r.address.clone(),
+            .enumerate()
+            .map(|(i, r)| Peer {
+                address: match own_network {
+                    Some(_) => rank_host(i as u32),
+                    None => r.address.clone(),
+                },
                 port: r.port,
             })
             .collect();
@@ -156,8 +178,24 @@ impl Executor {
                 env: rank_environment(spec.distribution.as_ref(), spec.shape(), i, &peers),
                 // mpirun would take names of one address for one host; its
                 // SSH settings carry each rank's address and port instead.
-                extra_hosts: if is_mpi { Vec::new() } else { hosts.clone() },
-                network_mode: Some(RANK_NETWORK_MODE.to_string()),
+                extra_hosts: if is_mpi || own_network.is_some() {
+                    Vec::new()
+                } else {
+                    hosts.clone()
+                },
+                network_mode: Some(
+                    own_network
+                        .clone()
+                        .unwrap_or_else(|| RANK_NETWORK_MODE.to_string()),
+                ),
+                network_aliases: match own_network {
+                    Some(_) => vec![rank_host(i)],
+                    None => Vec::new(),
+                },
+                also_networks: match own_network {
+                    Some(_) => container_network.clone().into_iter().collect(),
+                    None => Vec::new(),
+                },
                 mpi_files: mpi_files.clone(),
             };
             let sources = Sources::of(Some(i));
@@ -325,6 +363,9 @@ impl Executor {
                 tracing::warn!(error = %err, "removing a rank's container failed");
             }
         }
+        if let Some(head) = ranks.first() {
+            remove_run_network(&head.executor, run).await;
+        }
     }
 
     /// Removes every container of the run from the engines of `nodes`
@@ -344,6 +385,9 @@ impl Executor {
             for (container, _, _) in containers.unwrap_or_default() {
                 let _ = executor.engine.remove_container(&container).await;
             }
+        }
+        if let Some(head) = nodes.first() {
+            remove_run_network(head, run).await;
         }
     }
 
@@ -365,5 +409,12 @@ impl Executor {
             )
             .await;
         self.cleanup(&run, None).await;
+    }
+}
+
+/// Removes the run's own network, if it has one (on its one node).
+async fn remove_run_network(head: &Executor, run: &Run) {
+    if let Err(err) = head.engine.remove_network(&run_network(run.id)).await {
+        tracing::warn!(error = %err, "removing the run's network failed");
     }
 }

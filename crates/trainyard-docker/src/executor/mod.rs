@@ -86,6 +86,11 @@ struct ContainerPlan {
     env: Vec<(String, String)>,
     extra_hosts: Vec<String>,
     network_mode: Option<String>,
+    /// Its names on `network_mode`'s network.
+    network_aliases: Vec<String>,
+    /// Networks it joins besides (the server's container network, for a
+    /// rank on its run's own network).
+    also_networks: Vec<String>,
     /// For a rank of an MPI run: the SSH and MPI files to unpack at `/`.
     mpi_files: Option<Bytes>,
 }
@@ -116,6 +121,8 @@ impl ContainerPlan {
             env: Vec::new(),
             extra_hosts: Vec::new(),
             network_mode: None,
+            network_aliases: Vec::new(),
+            also_networks: Vec::new(),
             mpi_files: None,
         }
     }
@@ -378,8 +385,12 @@ impl Executor {
                 .or_else(|| self.config.network_mode.clone()),
             binds: self.mount_inputs(&spec.inputs).await?,
             extra_hosts: plan.extra_hosts.clone(),
+            network_aliases: plan.network_aliases.clone(),
         };
         let container = self.engine.create_container(&container_spec).await?;
+        for network in &plan.also_networks {
+            self.engine.connect_network(network, &container).await?;
+        }
         if plan.rank.unwrap_or(0) == 0 {
             self.db
                 .set_run_container(run.id, &container)
