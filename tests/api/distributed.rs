@@ -263,6 +263,8 @@ while len(reached) < len(addresses) - 1 and time.time() < deadline:
     except OSError:
         pass
 print(f"task={task['type']}:{task['index']} me={me} reached={len(reached)} of {len(addresses) - 1}")
+with open("outputs/task.txt", "w") as f:
+    f.write(f"{task['type']}:{task['index']}")
 # A parameter server serves until it is stopped, as TensorFlow's do; the
 # run ends when the chief and the workers have.
 end = time.time() + (3600 if task["type"] == "ps" else 3)
@@ -284,7 +286,7 @@ async fn tensorflow_tasks_see_themselves_in_tf_config_and_reach_every_other_task
     if !require_image(&app, PYTHON, "docker/build-base-images.sh").await {
         return;
     }
-    let submit = || {
+    let submit = |rank_outputs: &'static str| {
         app.run(
             "lab",
             &token,
@@ -294,12 +296,14 @@ async fn tensorflow_tasks_see_themselves_in_tf_config_and_reach_every_other_task
                     "node_count": 2, "process_count_per_node": 2,
                     "distribution": { "type": "tensorflow", "parameter_server_count": 1,
                                       "chief": true },
+                    "rank_outputs": rank_outputs,
                     "resources": { "cpus": 0.5, "memory_mb": 512 } }),
         )
     };
-    // Two runs at once on the same two nodes.
-    let first = id(&submit().await);
-    let second = id(&submit().await);
+    // Two runs at once on the same two nodes; the first keeps only rank 0's
+    // files, the second every rank's.
+    let first = id(&submit("rank0").await);
+    let second = id(&submit("all").await);
     let mut addresses = BTreeSet::new();
     for run_id in [&first, &second] {
         let run = app.wait_for_end("lab", &token, run_id, LIMIT).await;
@@ -326,6 +330,35 @@ async fn tensorflow_tasks_see_themselves_in_tf_config_and_reach_every_other_task
         }
     }
     assert_eq!(addresses.len(), 8);
+    let outputs = |run_id: String| {
+        let app = &app;
+        let token = &token;
+        async move {
+            let (_, files) = app
+                .get(
+                    &format!("/api/v1/workspaces/lab/runs/{run_id}/files"),
+                    token,
+                )
+                .await;
+            files["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["path"].as_str().unwrap().to_string())
+                .filter(|p| p.starts_with("outputs/"))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(outputs(first).await, ["outputs/task.txt"]);
+    assert_eq!(
+        outputs(second).await,
+        [
+            "outputs/rank-1/task.txt",
+            "outputs/rank-2/task.txt",
+            "outputs/rank-3/task.txt",
+            "outputs/task.txt"
+        ]
+    );
 }
 
 #[tokio::test]

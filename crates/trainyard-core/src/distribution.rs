@@ -48,6 +48,25 @@ pub enum Distribution {
     Mpi {},
 }
 
+/// Which ranks' `./outputs` and `./logs` a distributed run keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RankOutputs {
+    /// Rank 0's as the run's, every other rank's under `outputs/rank-N/`
+    /// and `logs/rank-N/`.
+    #[default]
+    All,
+    /// Rank 0's only.
+    Rank0,
+}
+
+impl RankOutputs {
+    /// Whether rank `rank`'s files are kept.
+    pub fn keeps(self, rank: u32) -> bool {
+        self == RankOutputs::All || rank == 0
+    }
+}
+
 /// A rank's address as the other ranks reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {

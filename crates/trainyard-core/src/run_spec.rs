@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
-use crate::distribution::{self, Distribution, Shape};
+use crate::distribution::{self, Distribution, RankOutputs, Shape};
 use crate::environment::EnvironmentSpec;
 use crate::validate::FieldError;
 
@@ -259,6 +259,13 @@ pub struct RunSpec {
     /// How the processes find each other; required with more than one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distribution: Option<Distribution>,
+    /// Which ranks' files a distributed run keeps (`all` or `rank0`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub rank_outputs: RankOutputs,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 fn one() -> u32 {
@@ -452,6 +459,7 @@ mod tests {
             node_count: 1,
             process_count_per_node: 1,
             distribution: None,
+            rank_outputs: RankOutputs::All,
         }
     }
 

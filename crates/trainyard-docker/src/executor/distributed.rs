@@ -6,7 +6,9 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use trainyard_core::distribution::{essential_ranks, rank_environment, rank_host, Peer};
+use trainyard_core::distribution::{
+    essential_ranks, rank_environment, rank_host, Peer, RankOutputs,
+};
 use trainyard_core::{Distribution, RankPlacement, RunSpec, RunStatus};
 use trainyard_db::runs::Run;
 
@@ -304,7 +306,13 @@ impl Executor {
             let _ = self.db.set_run_exit_code(run.id, code as i32).await;
         }
         let mut kept = Ok(());
-        for rank in ranks {
+        let keep = run
+            .spec
+            .0
+            .get("rank_outputs")
+            .and_then(|v| serde_json::from_value::<RankOutputs>(v.clone()).ok())
+            .unwrap_or_default();
+        for rank in ranks.iter().filter(|r| keep.keeps(r.rank)) {
             let collected = files::collect_files(
                 &rank.executor.engine,
                 &self.storage,

@@ -81,6 +81,10 @@ pub struct SubmitArgs {
     /// TensorFlow: task 0 is the chief.
     #[arg(long, requires = "distribution")]
     chief: bool,
+    /// Which ranks' ./outputs and ./logs to keep [default: all; rank N's
+    /// under outputs/rank-N/].
+    #[arg(long, value_name = "all|rank0", value_parser = ["all", "rank0"])]
+    rank_outputs: Option<String>,
     /// A variable for the run's process; repeat for several.
     #[arg(short = 'e', long = "env-var", value_name = "KEY=VALUE", value_parser = key_value)]
     env_vars: Vec<(String, String)>,
@@ -280,6 +284,9 @@ fn run_body(args: &SubmitArgs, experiment: String, snapshot: Option<String>) -> 
         };
         body.insert("distribution".into(), distribution);
     }
+    if let Some(keep) = &args.rank_outputs {
+        body.insert("rank_outputs".into(), json!(keep));
+    }
     if let Some(name) = &args.name {
         body.insert("display_name".into(), json!(name));
     }
@@ -350,8 +357,17 @@ mod tests {
             body["distribution"],
             json!({"type": "tensorflow", "chief": true, "parameter_server_count": 1})
         );
-        let body = parse(&["--distribution", "mpi", "--node-count", "4"]).unwrap();
+        let body = parse(&[
+            "--distribution",
+            "mpi",
+            "--node-count",
+            "4",
+            "--rank-outputs",
+            "rank0",
+        ])
+        .unwrap();
         assert_eq!(body["distribution"], json!({"type": "mpi"}));
+        assert_eq!(body["rank_outputs"], "rank0");
         assert!(body.get("process_count_per_node").is_none());
         assert!(parse(&["--distribution", "horovod"]).is_err());
         assert!(

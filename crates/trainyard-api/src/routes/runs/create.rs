@@ -2,6 +2,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use trainyard_core::distribution::RankOutputs;
 use trainyard_core::run_spec::INPUTS_DIR;
 use trainyard_core::{
     validate, Distribution, EnvironmentSpec, InputMode, Name, Resources, Role, RunEnvironment,
@@ -79,6 +80,10 @@ pub struct CreateRun {
     /// or `{"type": "mpi"}`. Required with more than one process.
     #[serde(default)]
     pub distribution: Option<Distribution>,
+    /// Which ranks' `./outputs` and `./logs` a distributed run keeps: `all`
+    /// (default; rank N's under `outputs/rank-N/`) or `rank0`.
+    #[serde(default)]
+    pub rank_outputs: Option<RankOutputs>,
 }
 
 /// What a run asks for; absent amounts are the compute target's defaults
@@ -192,7 +197,8 @@ async fn executable_spec(
         && body.inputs.is_empty()
         && body.distribution.is_none()
         && body.node_count.is_none()
-        && body.process_count_per_node.is_none();
+        && body.process_count_per_node.is_none()
+        && body.rank_outputs.is_none();
     if records_only {
         return Ok((serde_json::json!({}), Vec::new()));
     }
@@ -215,6 +221,7 @@ async fn executable_spec(
         node_count: body.node_count.unwrap_or(1),
         process_count_per_node: body.process_count_per_node.unwrap_or(1),
         distribution: body.distribution,
+        rank_outputs: body.rank_outputs.unwrap_or_default(),
     };
     spec.validate()?;
     let mut spec = spec;
