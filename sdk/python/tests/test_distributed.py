@@ -221,3 +221,11 @@ def test_placement_shows_the_ranks(fake, workspace):
     assert [(r["node"], r["port"]) for r in ranks] == [
         ("node-a", 29500), ("node-a", 29501), ("node-b", 29502)]
     assert run.get_details()["placement"]["ranks"] == RANKS
+
+
+def test_rank_outputs_are_sent_when_chosen_and_checked():
+    config = MpiConfiguration(node_count=2)
+    assert body(config, rank_outputs="rank0")["rank_outputs"] == "rank0"
+    assert "rank_outputs" not in body(config)
+    with pytest.raises(ValueError, match="rank_outputs"):
+        body(config, rank_outputs="some")

@@ -61,6 +61,9 @@ class ScriptRunConfig:
         node_count: Nodes, instead of the configuration's ``node_count`` (what
             Azure code sets as ``run_config.node_count``). Without
             ``distributed_job_config`` only 1 is allowed.
+        rank_outputs: Which ranks' ``./outputs`` and ``./logs`` a distributed
+            run keeps: ``"all"`` (the server's default; rank N's under
+            ``outputs/rank-N/``) or ``"rank0"``.
 
     Example::
 
@@ -91,6 +94,7 @@ class ScriptRunConfig:
         inputs: Optional[Sequence[Union[DatasetConsumptionConfig, Dict[str, Any]]]] = None,
         distributed_job_config: Optional[DistributedConfiguration] = None,
         node_count: Optional[int] = None,
+        rank_outputs: Optional[str] = None,
     ) -> None:
         self.source_directory = source_directory
         self.script = script
@@ -105,6 +109,9 @@ class ScriptRunConfig:
         self.inputs: List[Union[DatasetConsumptionConfig, Dict[str, Any]]] = list(inputs or [])
         self.distributed_job_config = distributed_job_config
         self.node_count = node_count
+        if rank_outputs not in (None, "all", "rank0"):
+            raise ValueError(f"rank_outputs must be 'all' or 'rank0', not {rank_outputs!r}")
+        self.rank_outputs = rank_outputs
         self._distribution_fields()
 
     # -- what is sent -------------------------------------------------------
@@ -253,6 +260,8 @@ class ScriptRunConfig:
         if self.display_name:
             body["display_name"] = self.display_name
         body.update(self._distribution_fields())
+        if self.rank_outputs is not None:
+            body["rank_outputs"] = self.rank_outputs
         return body
 
     def _submit(self, experiment: "Experiment", tags: Optional[Dict[str, Any]] = None,
