@@ -131,6 +131,27 @@ describe("web console", { timeout: 600_000 }, () => {
     await page.locator(".status", { hasText: "Canceled" }).first().waitFor({ timeout: 30_000 });
   });
 
+  it("shows an environment's build log, from the run that built it", async (t) => {
+    if (!docker) return t.skip("SKIPPED: no Docker engine answers");
+    const marker = `m${Date.now()}`;
+    const spec = { base_image: "trainyard/busybox:latest", environment_variables: { MARKER: marker } };
+    await server.api("POST", ws("/environments"), { name: "tiny", spec });
+    await server.api("PUT", ws("/experiments/e2e"), {});
+    const run = await server.api("POST", ws("/runs"), {
+      experiment: "e2e",
+      command: ["true"],
+      environment: { name: "tiny" },
+    });
+    await waitForStatus(run.id, ["Completed"]);
+    await open("environments/tiny");
+    const log = page.getByTestId("build-log");
+    await log.waitFor({ timeout: 30_000 });
+    const built = await server.api("GET", ws(`/runs/${run.id}/logs?source=build`));
+    assert.ok(built.lines.length > 0, "the run recorded the build");
+    assert.ok((await log.textContent()).includes(built.lines[0].line), "the page shows the build's lines");
+    await page.getByRole("link", { name: run.id.slice(0, 8) }).waitFor();
+  });
+
   it("draws a chart of the logged points, and zooms into a range", async () => {
     const run = await recordRun("baseline", { lr: "0.01" }, 2);
     // 5,000 points: drawn downsampled, and read in full once zoomed into a range.

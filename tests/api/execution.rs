@@ -235,6 +235,49 @@ async fn an_unchanged_environment_is_built_once() {
         .get("/api/v1/workspaces/lab/environments/tiny", &token)
         .await;
     assert_eq!(env["build_state"], "ready");
+    // The environment's build log is the build source of the run that built it.
+    let (status, build_log) = app
+        .get(
+            "/api/v1/workspaces/lab/environments/tiny/build-log?version=1",
+            &token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{build_log}");
+    assert_eq!(build_log["run_id"], first["id"], "{build_log}");
+    assert_eq!(build_log["build_state"], "ready");
+    let run_build: Vec<Value> = app
+        .log_lines("lab", &token, &id(&first), "build")
+        .await
+        .iter()
+        .map(|l| l["line"].clone())
+        .collect();
+    let env_build: Vec<Value> = build_log["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["line"].clone())
+        .collect();
+    assert_eq!(env_build, run_build);
+    // Another workspace with the same spec shares the image, not the log.
+    app.workspace("other").await;
+    let other = app.token("other", "contributor").await;
+    let (status, _) = app
+        .post(
+            "/api/v1/workspaces/other/environments",
+            &other,
+            json!({ "name": "tiny", "spec": environment["spec"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, elsewhere) = app
+        .get(
+            "/api/v1/workspaces/other/environments/tiny/build-log",
+            &other,
+        )
+        .await;
+    assert_eq!(elsewhere["build_state"], "ready", "{elsewhere}");
+    assert_eq!(elsewhere["run_id"], Value::Null, "{elsewhere}");
+    assert_eq!(elsewhere["lines"], json!([]), "{elsewhere}");
 
     let second = app.run("lab", &token, "exec", submit).await;
     let second = app

@@ -1,6 +1,6 @@
 // Environments: every environment's latest version, and a version's spec,
-// image and build state. The API keeps no build log per environment: a
-// build's output is the `build` source of the log of the run that needed it.
+// image, build state and build log (the `build` source of the log of the run
+// whose preparation built the image).
 
 import { get, query, wsPath } from "../api";
 import { VersionPicker } from "../components/versions";
@@ -8,7 +8,52 @@ import { ErrorNote, Facts, Loading, Section, TableWrap } from "../components/ui"
 import { formatTime } from "../format";
 import { useAsync } from "../hooks";
 import { href } from "../router";
-import type { Environment } from "../types";
+import type { Environment, LogLine } from "../types";
+
+/** An environment version's build log, as `GET …/build-log` returns it. */
+interface BuildLog {
+  image: string;
+  build_state: Environment["build_state"];
+  run_id: string | null;
+  lines: LogLine[];
+  next_seq: number;
+}
+
+/** Lines shown at most; the rest are in the building run's log. */
+const BUILD_LOG_LINES = 10000;
+
+function BuildLogSection({ workspace, base, version }: { workspace: string; base: string; version: number }) {
+  const log = useAsync(
+    (signal) => get<BuildLog>(base + "/build-log" + query({ version: String(version), limit: String(BUILD_LOG_LINES) }), signal),
+    [base, version],
+  );
+  return (
+    <Section title="Build log">
+      <ErrorNote error={log.error} />
+      {!log.data ? (
+        <Loading what="the build log" />
+      ) : log.data.lines.length === 0 ? (
+        <p class="muted small">
+          {log.data.build_state === "not_built"
+            ? "Not built yet: the first run that uses this version builds its image."
+            : "No build log to show here (the image was built before build logs were kept, or for another workspace)."}
+        </p>
+      ) : (
+        <>
+          <pre class="log-block" data-testid="build-log">
+            {log.data.lines.map((l) => l.line).join("\n")}
+          </pre>
+          {log.data.run_id && (
+            <p class="muted small">
+              Built by run <a href={href("w", workspace, "runs", log.data.run_id)}>{log.data.run_id.slice(0, 8)}</a>
+              {log.data.lines.length >= BUILD_LOG_LINES ? ", whose log has the rest (source build)." : "."}
+            </p>
+          )}
+        </>
+      )}
+    </Section>
+  );
+}
 
 function BuildState({ state }: { state: Environment["build_state"] }) {
   return <span class={`build build-${state}`}>{state.replace("_", " ")}</span>;
@@ -91,9 +136,6 @@ export function EnvironmentPage({ workspace, name, version }: { workspace: strin
             ]}
           />
           {e.build_error && <pre class="error-block">{e.build_error}</pre>}
-          <p class="muted small">
-            The build's output is in the log of the run that built it (source <code>build</code>).
-          </p>
         </Section>
         <Section title="Spec">
           <pre class="json">{JSON.stringify(rest, null, 2)}</pre>
@@ -116,6 +158,7 @@ export function EnvironmentPage({ workspace, name, version }: { workspace: strin
             </>
           )}
         </Section>
+        <BuildLogSection workspace={workspace} base={base} version={e.version} />
       </div>
     </>
   );

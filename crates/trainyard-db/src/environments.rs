@@ -161,4 +161,35 @@ impl Db {
         .await?;
         Ok(())
     }
+
+    /// Records that `run_id`'s preparation is building the image `tag`.
+    pub async fn start_image_build(&self, tag: &str, run_id: Uuid) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO images (tag, state, build_run_id) VALUES ($1, 'building', $2)
+             ON CONFLICT (tag) DO UPDATE
+               SET state = 'building', error = NULL, build_run_id = $2, updated_at = now()",
+        )
+        .bind(tag)
+        .bind(run_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The run that last built the image `tag`, when it belongs to
+    /// `workspace_id` (another workspace's build log is not shown).
+    pub async fn image_build_run(
+        &self,
+        workspace_id: Uuid,
+        tag: &str,
+    ) -> Result<Option<Uuid>, DbError> {
+        Ok(sqlx::query_scalar(
+            "SELECT r.id FROM images i JOIN runs r ON r.id = i.build_run_id
+             WHERE i.tag = $1 AND r.workspace_id = $2",
+        )
+        .bind(tag)
+        .bind(workspace_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
 }

@@ -220,7 +220,7 @@ impl Executor {
             return Ok(tag);
         }
         self.db
-            .set_image_state(&tag, ImageState::Building, None)
+            .start_image_build(&tag, run.id)
             .await
             .map_err(|e| Stop::Failed(e.to_string()))?;
         let (lines_tx, mut lines_rx) = tokio::sync::mpsc::unbounded_channel::<String>();

@@ -1,6 +1,7 @@
 //! Environments: named, versioned image specs. Registering a name again adds
 //! a version; the image tag is the spec's hash, so equal specs share an image.
 
+mod build_log;
 mod get;
 mod list;
 mod register;
@@ -22,6 +23,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
             list::list_environments
         ))
         .routes(routes!(get::get_environment))
+        .routes(routes!(build_log::environment_build_log))
 }
 
 /// One version of an environment as the API shows it.

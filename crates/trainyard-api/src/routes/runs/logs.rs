@@ -20,7 +20,7 @@ use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::routes::int_param;
 
 /// Most lines one page returns.
-const MAX_LINES_PER_PAGE: i64 = 10_000;
+pub(crate) const MAX_LINES_PER_PAGE: i64 = 10_000;
 /// How often a follow looks for new lines.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(300);
 

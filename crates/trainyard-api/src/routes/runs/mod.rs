@@ -7,7 +7,7 @@ mod events;
 mod files;
 mod get;
 mod list;
-mod logs;
+pub(crate) mod logs;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
