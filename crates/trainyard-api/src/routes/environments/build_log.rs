@@ -8,8 +8,7 @@ use uuid::Uuid;
 use crate::auth::InWorkspace;
 use crate::error::{ApiResult, Problem};
 use crate::extract::{AppJson, AppPath, AppQuery};
-use crate::routes::int_param;
-use crate::routes::runs::logs::{LogLineView, MAX_LINES_PER_PAGE};
+use crate::routes::runs::logs::{LogLineView, PageWindow};
 use crate::routes::version_param;
 
 /// Which version's build log, and which part of it.
@@ -67,24 +66,22 @@ pub(super) async fn environment_build_log(
     let (_, name) = path;
     let workspace_id = scope.require(Role::Reader)?;
     let version = version_param("version", query.version.as_deref())?;
-    let from_seq = int_param("from_seq", query.from_seq.as_deref(), 0..=i64::MAX)?.unwrap_or(0);
-    let limit = int_param("limit", query.limit.as_deref(), 1..=MAX_LINES_PER_PAGE)?.unwrap_or(1000);
+    let window = PageWindow::parse(query.from_seq.as_deref(), query.limit.as_deref())?;
     let environment = db.get_environment(workspace_id, &name, version).await?;
     let run_id = db
         .image_build_run(workspace_id, &environment.image_tag)
         .await?;
-    let lines = match run_id {
-        Some(run_id) => db.read_run_log(run_id, "build", from_seq, limit).await?,
-        None => Vec::new(),
+    let (lines, next_seq) = match run_id {
+        Some(run_id) => window.read(&db, run_id, "build").await?,
+        None => window.empty(),
     };
-    let next_seq = lines.last().map(|l| l.seq + 1).unwrap_or(from_seq);
     Ok(AppJson(BuildLog {
         image: environment.image_tag,
         build_state: environment
             .image_state
             .unwrap_or_else(|| "not_built".to_string()),
         run_id,
-        lines: lines.into_iter().map(Into::into).collect(),
+        lines,
         next_seq,
     }))
 }

@@ -10,17 +10,17 @@ use std::convert::Infallible;
 use std::time::Duration;
 use trainyard_core::{Role, RunStatus};
 use trainyard_db::logs::LogLine;
-use trainyard_db::Db;
+use trainyard_db::{Db, DbError};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::InWorkspace;
-use crate::error::{ApiResult, Problem};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::routes::int_param;
 
 /// Most lines one page returns.
-pub(crate) const MAX_LINES_PER_PAGE: i64 = 10_000;
+const MAX_LINES_PER_PAGE: i64 = 10_000;
 /// How often a follow looks for new lines.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(300);
 
@@ -100,16 +100,50 @@ pub(super) async fn read_run_log(
     let source = query
         .source
         .unwrap_or_else(|| default_source(&sources).to_string());
-    let from_seq = int_param("from_seq", query.from_seq.as_deref(), 0..=i64::MAX)?.unwrap_or(0);
-    let limit = int_param("limit", query.limit.as_deref(), 1..=MAX_LINES_PER_PAGE)?.unwrap_or(1000);
-    let lines = db.read_run_log(run_id, &source, from_seq, limit).await?;
-    let next_seq = lines.last().map(|l| l.seq + 1).unwrap_or(from_seq);
+    let window = PageWindow::parse(query.from_seq.as_deref(), query.limit.as_deref())?;
+    let (lines, next_seq) = window.read(&db, run_id, &source).await?;
     Ok(AppJson(LogPage {
         source,
         sources,
-        lines: lines.into_iter().map(Into::into).collect(),
+        lines,
         next_seq,
     }))
+}
+
+/// Which lines of a log source a page holds: `from_seq` (default 0) and
+/// `limit` (1 to 10,000, default 1,000) as the query gives them.
+pub(crate) struct PageWindow {
+    from_seq: i64,
+    limit: i64,
+}
+
+impl PageWindow {
+    pub(crate) fn parse(from_seq: Option<&str>, limit: Option<&str>) -> Result<Self, ApiError> {
+        Ok(PageWindow {
+            from_seq: int_param("from_seq", from_seq, 0..=i64::MAX)?.unwrap_or(0),
+            limit: int_param("limit", limit, 1..=MAX_LINES_PER_PAGE)?.unwrap_or(1000),
+        })
+    }
+
+    /// The lines of `source` of the run's log in the window, and the
+    /// `from_seq` of the next page.
+    pub(crate) async fn read(
+        &self,
+        db: &Db,
+        run_id: Uuid,
+        source: &str,
+    ) -> Result<(Vec<LogLineView>, i64), DbError> {
+        let lines = db
+            .read_run_log(run_id, source, self.from_seq, self.limit)
+            .await?;
+        let next_seq = lines.last().map(|l| l.seq + 1).unwrap_or(self.from_seq);
+        Ok((lines.into_iter().map(Into::into).collect(), next_seq))
+    }
+
+    /// The page of a log that has no lines to show.
+    pub(crate) fn empty(&self) -> (Vec<LogLineView>, i64) {
+        (Vec::new(), self.from_seq)
+    }
 }
 
 /// The source a page shows when none is asked for: the process's output,
