@@ -178,7 +178,8 @@ impl NodeExecutors {
         Ok(executor)
     }
 
-    /// The executor of each rank's node of a distributed run, in rank order.
+    /// The executor of each rank's node of a distributed run, in rank order
+    /// (never empty: a distributed placement has its ranks).
     async fn of_ranks(
         &mut self,
         db: &Db,
@@ -241,15 +242,14 @@ async fn start_on_node(db: &Db, nodes: &mut NodeExecutors, run: Run, running: &m
         return;
     };
     if !placement.ranks.is_empty() {
-        let head = nodes.of(db, &placement).await;
-        match (head, nodes.of_ranks(db, &placement).await) {
-            (Ok(head), Ok(ranks)) => {
+        // Rank 0's executor drives the run.
+        match nodes.of_ranks(db, &placement).await {
+            Ok(ranks) => {
                 tracing::info!(run_id = %run.id, ranks = ranks.len(), "placed a distributed run");
+                let head = ranks[0].clone();
                 running.spawn(async move { head.execute_distributed(run, ranks).await });
             }
-            (Err(reason), _) | (_, Err(reason)) => {
-                fail_all(db, std::slice::from_ref(&run), &reason).await
-            }
+            Err(reason) => fail_all(db, std::slice::from_ref(&run), &reason).await,
         }
         return;
     }
@@ -275,19 +275,14 @@ async fn reconcile(
     let mut local = Vec::new();
     for run in adopted {
         if let Some(placement) = run.placement.as_ref().filter(|p| !p.0.ranks.is_empty()) {
-            let placement = placement.0.clone();
-            match (
-                nodes.of(db, &placement).await,
-                nodes.of_ranks(db, &placement).await,
-            ) {
-                (Ok(head), Ok(ranks)) => {
+            match nodes.of_ranks(db, &placement.0.clone()).await {
+                Ok(ranks) => {
+                    let head = ranks[0].clone();
                     running
                         .on_nodes
                         .spawn(async move { head.abandon_distributed(run, ranks).await });
                 }
-                (Err(reason), _) | (_, Err(reason)) => {
-                    fail_all(db, std::slice::from_ref(&run), &reason).await
-                }
+                Err(reason) => fail_all(db, std::slice::from_ref(&run), &reason).await,
             }
             continue;
         }

@@ -6,9 +6,7 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use trainyard_core::distribution::{
-    essential_ranks, rank_environment, rank_host, Peer, RankOutputs,
-};
+use trainyard_core::distribution::{essential_ranks, rank_environment, rank_host, Peer};
 use trainyard_core::{Distribution, RankPlacement, RunSpec, RunStatus};
 use trainyard_db::runs::Run;
 
@@ -37,6 +35,8 @@ struct RankContainer {
     /// Whether the run ends when this rank (and the other essential ones)
     /// has ended; the rest are then stopped.
     essential: bool,
+    /// Whether its `./outputs` and `./logs` are kept.
+    keeps_files: bool,
 }
 
 /// The first rank that failed, and how.
@@ -210,6 +210,7 @@ impl Executor {
                 container,
                 sources,
                 essential: essential.get(i as usize).copied().unwrap_or(true),
+                keeps_files: spec.rank_outputs.keeps(i),
             });
         }
         self.check_cancel(run).await?;
@@ -306,13 +307,7 @@ impl Executor {
             let _ = self.db.set_run_exit_code(run.id, code as i32).await;
         }
         let mut kept = Ok(());
-        let keep = run
-            .spec
-            .0
-            .get("rank_outputs")
-            .and_then(|v| serde_json::from_value::<RankOutputs>(v.clone()).ok())
-            .unwrap_or_default();
-        for rank in ranks.iter().filter(|r| keep.keeps(r.rank)) {
+        for rank in ranks.iter().filter(|r| r.keeps_files) {
             let collected = files::collect_files(
                 &rank.executor.engine,
                 &self.storage,
@@ -408,15 +403,7 @@ impl Executor {
              submit it again",
             run.status()
         );
-        let _ = self
-            .transition(
-                &run,
-                RunStatus::Failed,
-                "lost during a server restart",
-                Some(&reason),
-            )
-            .await;
-        self.cleanup(&run, None).await;
+        self.fail_lost_in_restart(&run, &reason).await;
     }
 }
 

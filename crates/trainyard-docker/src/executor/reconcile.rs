@@ -83,15 +83,7 @@ impl Executor {
                 "the server stopped while the run was {}, and its container is gone; submit it again",
                 run.status()
             );
-            let _ = self
-                .transition(
-                    &run,
-                    RunStatus::Failed,
-                    "lost during a server restart",
-                    Some(&reason),
-                )
-                .await;
-            self.cleanup(&run, None).await;
+            self.fail_lost_in_restart(&run, &reason).await;
             return;
         };
         tracing::info!(%container, status = %run.status(), "re-adopting the run's container");
@@ -134,6 +126,19 @@ impl Executor {
             }
             _ => {}
         }
+    }
+
+    /// Fails a run that a restart lost, with `reason`, and revokes its tokens.
+    pub(super) async fn fail_lost_in_restart(&self, run: &Run, reason: &str) {
+        let _ = self
+            .transition(
+                run,
+                RunStatus::Failed,
+                "lost during a server restart",
+                Some(reason),
+            )
+            .await;
+        self.cleanup(run, None).await;
     }
 
     async fn finish_from_finalizing(&self, run: &Run, container: &str, ended: Ended) {
