@@ -90,6 +90,12 @@ impl Shape {
     pub fn processes(self) -> u32 {
         self.nodes * self.per_node
     }
+
+    /// Whether a run of this shape (with a `distribution` or not) has ranks
+    /// that find each other: a container per process and a port per rank.
+    pub fn is_distributed(self, has_distribution: bool) -> bool {
+        has_distribution || self.processes() > 1
+    }
 }
 
 /// Checks a distributed shape, naming the field at fault.

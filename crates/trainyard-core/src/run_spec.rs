@@ -378,7 +378,7 @@ impl RunSpec {
     /// Whether the run's processes are ranks that find each other (then it
     /// has a container per process and a port per rank).
     pub fn is_distributed(&self) -> bool {
-        self.distribution.is_some() || self.shape().processes() > 1
+        self.shape().is_distributed(self.distribution.is_some())
     }
 
     /// What each process may use: the run's resources (per node) split

@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use trainyard_core::distribution::{node_address, PORT_RANGE};
+use trainyard_core::distribution::{node_address, Shape, PORT_RANGE};
 use trainyard_core::{RankPlacement, Resources, RunPlacement};
 use trainyard_db::scheduling::{ClusterState, SchedNode};
 use uuid::Uuid;
@@ -306,8 +306,11 @@ impl SchedFields {
     }
 
     fn is_distributed(&self) -> bool {
-        let processes = self.node_count.unwrap_or(1) * self.processes_per_node();
-        self.distribution.is_some() || processes > 1
+        let shape = Shape {
+            nodes: self.node_count.unwrap_or(1),
+            per_node: self.processes_per_node(),
+        };
+        shape.is_distributed(self.distribution.is_some())
     }
 
     fn process_resources(&self) -> Resources {
