@@ -90,6 +90,30 @@ async fn a_revoked_token_stops_working_at_once() {
 }
 
 #[tokio::test]
+async fn a_token_revoked_by_another_server_stops_working_within_the_cache_time() {
+    let app = TestApp::spawn().await;
+    app.workspace("vision").await;
+    let (_, created) = app
+        .post(
+            "/api/v1/workspaces/vision/tokens",
+            &app.admin,
+            json!({ "name": "laptop", "role": "reader" }),
+        )
+        .await;
+    let secret = created["secret"].as_str().unwrap();
+    assert_eq!(app.get("/api/v1/whoami", secret).await.0, StatusCode::OK);
+    // As another server over the same database would revoke it.
+    sqlx::query("UPDATE api_tokens SET revoked_at = now() WHERE id = $1")
+        .bind(uuid::Uuid::parse_str(created["id"].as_str().unwrap()).unwrap())
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    tokio::time::sleep(trainyard_db::TOKEN_TTL).await;
+    let answer = app.get("/api/v1/whoami", secret).await;
+    assert_problem(&answer, StatusCode::UNAUTHORIZED, "unauthenticated", None);
+}
+
+#[tokio::test]
 async fn requests_without_a_valid_token_are_refused() {
     let app = TestApp::spawn().await;
     app.workspace("vision").await;
@@ -194,20 +218,21 @@ async fn token_input_is_validated() {
 async fn an_expired_token_is_refused() {
     let app = TestApp::spawn().await;
     app.workspace("vision").await;
+    let expires_at = chrono::Utc::now() + chrono::Duration::seconds(2);
     let (_, created) = app
         .post(
             "/api/v1/workspaces/vision/tokens",
             &app.admin,
-            json!({ "name": "short", "role": "reader", "expires_at": chrono::Utc::now() + chrono::Duration::seconds(60) }),
+            json!({ "name": "short", "role": "reader", "expires_at": expires_at }),
         )
         .await;
     let secret = created["secret"].as_str().unwrap();
+    // Used once, so the server now knows it; its expiry still holds.
     assert_eq!(app.get("/api/v1/whoami", secret).await.0, StatusCode::OK);
-    sqlx::query("UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE id = $1")
-        .bind(uuid::Uuid::parse_str(created["id"].as_str().unwrap()).unwrap())
-        .execute(app.db.pool())
-        .await
-        .unwrap();
+    let left = (expires_at - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(left + std::time::Duration::from_millis(200)).await;
     let answer = app.get("/api/v1/whoami", secret).await;
     assert_problem(&answer, StatusCode::UNAUTHORIZED, "unauthenticated", None);
 }

@@ -2,6 +2,7 @@
 //!
 //! Every query is scoped by workspace. Values are always bound, never spliced.
 
+mod auth_cache;
 pub mod compute;
 pub mod datasets;
 pub mod datastores;
@@ -22,6 +23,7 @@ pub mod snapshots;
 pub mod tokens;
 pub mod workspaces;
 
+pub use auth_cache::TOKEN_TTL;
 pub use error::DbError;
 pub use page::{Cursor, Page};
 
@@ -39,6 +41,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations"
 pub struct Db {
     pool: PgPool,
     metric_queue: Arc<metrics::MetricQueue>,
+    auth_cache: Arc<auth_cache::AuthCache>,
 }
 
 impl Db {
@@ -62,6 +65,7 @@ impl Db {
         Db {
             pool,
             metric_queue: Arc::default(),
+            auth_cache: Arc::default(),
         }
     }
 

@@ -168,10 +168,16 @@ impl Db {
     /// Finds the live (not revoked, not expired) token with this secret hash,
     /// and notes that it was used.
     pub async fn authenticate_token(&self, secret_hash: &[u8]) -> Result<Option<Token>, DbError> {
+        if let Some(token) = self.auth_cache.token(secret_hash) {
+            return Ok(Some(token));
+        }
         let token = sqlx::query_as::<_, Token>(concat!(authenticated!(), " SELECT * FROM found"))
             .bind(secret_hash)
             .fetch_optional(self.pool())
             .await?;
+        if let Some(token) = &token {
+            self.auth_cache.remember_token(secret_hash, token);
+        }
         Ok(token)
     }
 
@@ -182,6 +188,12 @@ impl Db {
         secret_hash: &[u8],
         id_or_name: &str,
     ) -> Result<Option<(Token, Option<Workspace>)>, DbError> {
+        if let (Some(token), Some(workspace)) = (
+            self.auth_cache.token(secret_hash),
+            self.auth_cache.workspace(id_or_name),
+        ) {
+            return Ok(Some((token, Some(workspace))));
+        }
         #[derive(FromRow)]
         struct Row {
             #[sqlx(flatten)]
@@ -213,6 +225,10 @@ impl Db {
                 }),
                 _ => None,
             };
+            self.auth_cache.remember_token(secret_hash, &row.token);
+            if let Some(workspace) = &workspace {
+                self.auth_cache.remember_workspace(workspace);
+            }
             (row.token, workspace)
         }))
     }
@@ -252,7 +268,7 @@ impl Db {
 
     /// Revokes a token of a workspace. Revoking twice is harmless.
     pub async fn revoke_token(&self, workspace_id: Uuid, token_id: Uuid) -> Result<Token, DbError> {
-        sqlx::query_as::<_, Token>(concat!(
+        let revoked = sqlx::query_as::<_, Token>(concat!(
             "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())
              WHERE id = $1 AND workspace_id = $2 RETURNING ",
             columns!(),
@@ -262,7 +278,9 @@ impl Db {
         .bind(workspace_id)
         .fetch_optional(self.pool())
         .await?
-        .ok_or(DbError::NotFound("token"))
+        .ok_or(DbError::NotFound("token"))?;
+        self.auth_cache.forget_tokens(|token| token.id == token_id);
+        Ok(revoked)
     }
 }
 
@@ -275,6 +293,8 @@ impl Db {
         .bind(run_id)
         .execute(self.pool())
         .await?;
+        self.auth_cache
+            .forget_tokens(|token| token.run_id == Some(run_id));
         Ok(())
     }
 }

@@ -54,8 +54,11 @@ impl Db {
 
     /// Finds a workspace by id or, failing that, by name.
     pub async fn find_workspace(&self, id_or_name: &str) -> Result<Workspace, DbError> {
+        if let Some(workspace) = self.auth_cache.workspace(id_or_name) {
+            return Ok(workspace);
+        }
         let id = Uuid::parse_str(id_or_name).ok();
-        sqlx::query_as::<_, Workspace>(
+        let workspace = sqlx::query_as::<_, Workspace>(
             "SELECT id, name, description, created_at FROM workspaces
              WHERE id = $1 OR ($1 IS NULL AND name = $2)",
         )
@@ -63,7 +66,9 @@ impl Db {
         .bind(id_or_name)
         .fetch_optional(self.pool())
         .await?
-        .ok_or(DbError::NotFound("workspace"))
+        .ok_or(DbError::NotFound("workspace"))?;
+        self.auth_cache.remember_workspace(&workspace);
+        Ok(workspace)
     }
 
     /// Lists workspaces, newest first.
