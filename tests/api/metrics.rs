@@ -533,3 +533,32 @@ async fn concurrent_batches_are_all_kept_and_a_bad_one_is_refused_alone() {
     assert_eq!(metrics["shape"]["kind"], "scalar");
     assert_eq!(metrics["shape"]["count"], 1);
 }
+
+#[tokio::test]
+async fn a_run_removed_behind_the_servers_back_is_not_found_and_keeps_no_points() {
+    let (app, token, run) = setup().await;
+    let batch = |steps: std::ops::Range<i64>| {
+        let points: Vec<Value> = steps
+            .map(|step| json!({ "name": "loss", "value": 0.5, "step": step }))
+            .collect();
+        json!({ "metrics": points })
+    };
+    // Logged once, so the server knows the run and its metric row.
+    let (status, _) = app.post(&metrics_path(&run), &token, batch(0..1)).await;
+    assert_eq!(status, StatusCode::OK);
+    sqlx::query("DELETE FROM runs WHERE id = $1")
+        .bind(uuid::Uuid::parse_str(&run).unwrap())
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    // Small or large, a batch is refused whole.
+    for steps in [1..2, 1..6001] {
+        let answer = app.post(&metrics_path(&run), &token, batch(steps)).await;
+        assert_problem(&answer, StatusCode::NOT_FOUND, "not_found", None);
+    }
+    let points: i64 = sqlx::query_scalar("SELECT count(*) FROM metric_points")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(points, 0);
+}

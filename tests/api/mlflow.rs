@@ -286,9 +286,16 @@ async fn params_never_change_and_special_values_round_trip() {
 async fn deleted_runs_refuse_writes_until_restored() {
     let (app, token) = setup().await;
     let run = create_run(&app, &token).await;
+    let metric = json!({ "run_id": run, "key": "m", "value": 1.0, "timestamp": 0 });
+    // Logged once, so the server knows the run and its metric when it is deleted.
+    assert_eq!(
+        post(&app, &token, "runs/log-metric", metric.clone())
+            .await
+            .0,
+        StatusCode::OK
+    );
     let (status, _) = post(&app, &token, "runs/delete", json!({ "run_id": run })).await;
     assert_eq!(status, StatusCode::OK);
-    let metric = json!({ "run_id": run, "key": "m", "value": 1.0, "timestamp": 0 });
     assert_error(
         &post(&app, &token, "runs/log-metric", metric.clone()).await,
         StatusCode::BAD_REQUEST,
@@ -308,6 +315,42 @@ async fn deleted_runs_refuse_writes_until_restored() {
     assert_eq!(
         post(&app, &token, "runs/log-metric", metric).await.0,
         StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_run_deleted_by_another_server_refuses_metrics_within_the_cache_time() {
+    let (app, token) = setup().await;
+    let run = create_run(&app, &token).await;
+    let metric = json!({ "run_id": run, "key": "m", "value": 1.0, "timestamp": 0 });
+    assert_eq!(
+        post(&app, &token, "runs/log-metric", metric.clone())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // As another server over the same database would delete it.
+    sqlx::query("UPDATE runs SET deleted_at = now() WHERE id = $1")
+        .bind(Uuid::parse_str(&run).unwrap())
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    tokio::time::sleep(trainyard_db::TOKEN_TTL).await;
+    assert_error(
+        &post(&app, &token, "runs/log-metric", metric).await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_PARAMETER_VALUE",
+    );
+    let (_, history) = get(
+        &app,
+        &token,
+        &format!("metrics/get-history?run_id={run}&metric_key=m"),
+    )
+    .await;
+    assert_eq!(
+        history["metrics"].as_array().map(Vec::len),
+        Some(1),
+        "{history}"
     );
 }
 

@@ -85,21 +85,38 @@ pub(super) async fn log_metric(
     let workspace_id = caller.write_run(id)?;
     let mut point = body.metric.point("")?;
     point.name = rank_metric_name(caller.run_rank(), point.name);
-    check_active(&db, workspace_id, id).await?;
-    db.log_metrics(id, vec![point]).await?;
+    log_points(&db, workspace_id, id, vec![point]).await?;
     Ok(Json(json!({})))
+}
+
+/// Stores points of an active run; the run is checked as they are written.
+async fn log_points(
+    db: &Db,
+    workspace_id: Uuid,
+    id: Uuid,
+    points: Vec<NewMetricPoint>,
+) -> MlflowResult<()> {
+    db.log_active_run_metrics(workspace_id, id, points)
+        .await
+        .map(|_| ())
+        .map_err(|err| run_error(id, err))
+}
+
+/// A run that does not exist, in MLflow's words.
+fn run_error(id: Uuid, err: trainyard_db::DbError) -> MlflowError {
+    match err {
+        trainyard_db::DbError::NotFound(_) => {
+            MlflowError::not_found(format!("Run with id={id} not found"))
+        }
+        other => other.into(),
+    }
 }
 
 /// Refuses a run that does not exist or is deleted, in MLflow's words.
 async fn check_active(db: &Db, workspace_id: Uuid, id: Uuid) -> MlflowResult<()> {
     db.mlflow_check_run_active(workspace_id, id)
         .await
-        .map_err(|err| match err {
-            trainyard_db::DbError::NotFound(_) => {
-                MlflowError::not_found(format!("Run with id={id} not found"))
-            }
-            other => other.into(),
-        })
+        .map_err(|err| run_error(id, err))
 }
 
 #[derive(Debug, Deserialize)]
@@ -217,14 +234,13 @@ pub(super) async fn log_batch(
         )?;
         tags.push((key.to_string(), value));
     }
-    if params.is_empty() && tags.is_empty() {
-        check_active(&db, workspace_id, id).await?;
-    } else {
-        // Checks the run as it stores.
+    if !params.is_empty() || !tags.is_empty() {
         log_entries(&db, workspace_id, id, &params, &tags).await?;
     }
     if !points.is_empty() {
-        db.log_metrics(id, points).await?;
+        log_points(&db, workspace_id, id, points).await?;
+    } else if params.is_empty() && tags.is_empty() {
+        check_active(&db, workspace_id, id).await?;
     }
     Ok(Json(json!({})))
 }

@@ -11,12 +11,13 @@ use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 use tokio::sync::oneshot;
 use trainyard_core::{MetricKind, MetricValue};
 use uuid::Uuid;
 
 use super::NewMetricPoint;
-use crate::{Db, DbError};
+use crate::{Db, DbError, TOKEN_TTL};
 
 /// Flushers writing at once: while one waits for its commit, another writes.
 /// A second starts only when batches pile up, so that groups stay large.
@@ -31,6 +32,8 @@ struct Pending {
     /// The workspace the run must be in, when the caller named one.
     workspace_id: Option<Uuid>,
     run_id: Uuid,
+    /// Whether a deleted run refuses the batch (MLflow's rule).
+    active_only: bool,
     points: Vec<NewMetricPoint>,
     reply: oneshot::Sender<Result<u64, DbError>>,
 }
@@ -49,11 +52,25 @@ pub(crate) struct MetricQueue {
 /// A run's workspace and a metric row's id and shape never change, so once
 /// seen they need not be read again: a group whose every metric is known
 /// (and whose points all carry steps) skips the run check and the upsert.
-/// A run deleted since is noticed when its metric rows are not updated.
+/// A run removed since is noticed when its metric rows are not updated; one
+/// marked deleted by this server is forgotten at once, and whether a run is
+/// deleted is read again after [`TOKEN_TTL`] for batches that care, so that
+/// another server's deletion is seen as soon as its revoked tokens are.
 #[derive(Default)]
 struct KnownRows {
-    workspaces: HashMap<Uuid, Uuid>,
+    runs: HashMap<Uuid, KnownRun>,
     heads: HeadIndex,
+    /// Counts the runs forgotten, so that a group that read a run before it
+    /// was forgotten does not remember it afterwards.
+    generation: u64,
+}
+
+/// A run as a group read it.
+#[derive(Debug, Clone, Copy)]
+struct KnownRun {
+    workspace_id: Uuid,
+    deleted: bool,
+    read_at: Instant,
 }
 
 #[derive(Default)]
@@ -83,11 +100,14 @@ impl MetricQueue {
         let known = self.known();
         let mut heads = HeadIndex::default();
         for pending in group {
-            let workspace = known.workspaces.get(&pending.run_id)?;
+            let run = known.runs.get(&pending.run_id)?;
             if pending
                 .workspace_id
-                .is_some_and(|asked| asked != *workspace)
+                .is_some_and(|asked| asked != run.workspace_id)
             {
+                return None;
+            }
+            if pending.active_only && (run.deleted || run.read_at.elapsed() >= TOKEN_TTL) {
                 return None;
             }
             for point in &pending.points {
@@ -101,12 +121,21 @@ impl MetricQueue {
         Some(heads)
     }
 
-    fn remember(&self, workspaces: &HashMap<Uuid, Uuid>, heads: &HeadIndex) {
+    fn generation(&self) -> u64 {
+        self.known().generation
+    }
+
+    /// Keeps what a group read, unless a run was forgotten since `generation`.
+    fn remember(&self, generation: u64, runs: &HashMap<Uuid, KnownRun>, heads: &HeadIndex) {
         let mut known = self.known();
-        if known.workspaces.len() > MAX_CACHED_RUNS {
-            *known = KnownRows::default();
+        if known.generation != generation {
+            return;
         }
-        known.workspaces.extend(workspaces);
+        if known.runs.len() > MAX_CACHED_RUNS {
+            known.runs.clear();
+            known.heads = HeadIndex::default();
+        }
+        known.runs.extend(runs);
         for (run, names) in &heads.0 {
             for (name, head) in names {
                 known.heads.insert(*run, name, *head);
@@ -114,11 +143,12 @@ impl MetricQueue {
         }
     }
 
-    fn forget(&self, group: &[Pending]) {
+    fn forget(&self, runs: impl IntoIterator<Item = Uuid>) {
         let mut known = self.known();
-        for pending in group {
-            known.workspaces.remove(&pending.run_id);
-            known.heads.0.remove(&pending.run_id);
+        known.generation += 1;
+        for run in runs {
+            known.runs.remove(&run);
+            known.heads.0.remove(&run);
         }
     }
 }
@@ -220,8 +250,28 @@ impl Db {
             self.get_run(workspace_id, run_id).await?;
             return Ok(0);
         }
-        self.enqueue_metrics(Some(workspace_id), run_id, points)
+        self.enqueue_metrics(Some(workspace_id), run_id, false, points)
             .await
+    }
+
+    /// Stores a batch of points of a run of the workspace that is not marked
+    /// deleted (`Err(Deleted)` when it is), as MLflow's tracking API wants.
+    pub async fn log_active_run_metrics(
+        &self,
+        workspace_id: Uuid,
+        run_id: Uuid,
+        points: Vec<NewMetricPoint>,
+    ) -> Result<u64, DbError> {
+        if points.is_empty() {
+            return Ok(0);
+        }
+        self.enqueue_metrics(Some(workspace_id), run_id, true, points)
+            .await
+    }
+
+    /// Forgets what the metric writers know of a run whose deletion changed.
+    pub(crate) fn forget_run_for_metrics(&self, run_id: Uuid) {
+        self.metric_queue.forget([run_id]);
     }
 
     /// Stores a batch of points of a run, whatever its workspace.
@@ -233,13 +283,14 @@ impl Db {
         if points.is_empty() {
             return Ok(0);
         }
-        self.enqueue_metrics(None, run_id, points).await
+        self.enqueue_metrics(None, run_id, false, points).await
     }
 
     async fn enqueue_metrics(
         &self,
         workspace_id: Option<Uuid>,
         run_id: Uuid,
+        active_only: bool,
         points: Vec<NewMetricPoint>,
     ) -> Result<u64, DbError> {
         one_kind_per_name(&points)?;
@@ -249,6 +300,7 @@ impl Db {
             state.waiting.push_back(Pending {
                 workspace_id,
                 run_id,
+                active_only,
                 points,
                 reply,
             });
@@ -330,14 +382,30 @@ impl Db {
         deferred
     }
 
-    /// One transaction for the whole group, or the batches to refuse.
+    /// Stores the whole group at once, or returns the batches to refuse.
     async fn try_write_group(&self, group: &[Pending]) -> Result<Vec<u64>, GroupError> {
+        let known = self.metric_queue.known_heads(group);
+        if let Some(heads) = &known {
+            let rows = GroupRows::of(group, heads);
+            if rows.fit_one_statement() {
+                return match rows.store_in_one_statement(self.pool()).await {
+                    Err(err) if is_gone(&err) => {
+                        self.metric_queue.forget(group.iter().map(|p| p.run_id));
+                        Err(GroupError::Stale)
+                    }
+                    Err(err) => Err(err.into()),
+                    Ok(()) => Ok(rows.stored),
+                };
+            }
+        }
+
         let mut tx = self.pool().begin().await?;
-        let heads = match self.metric_queue.known_heads(group) {
+        let heads = match known {
             Some(heads) => heads,
             None => {
-                let workspaces = run_workspaces(&mut tx, group).await?;
-                let refused = refuse_foreign_runs(group, &workspaces);
+                let generation = self.metric_queue.generation();
+                let runs = read_runs(&mut tx, group).await?;
+                let refused = refuse_runs(group, &runs);
                 if !refused.is_empty() {
                     return Err(GroupError::Refused(refused));
                 }
@@ -346,16 +414,53 @@ impl Db {
                 if !refused.is_empty() {
                     return Err(GroupError::Refused(refused));
                 }
-                self.metric_queue.remember(&workspaces, &heads);
+                self.metric_queue.remember(generation, &runs, &heads);
                 heads
             }
         };
+        let rows = GroupRows::of(group, &heads);
+        if !rows.scalars.is_empty() {
+            let mut sink = tx.copy_in_raw(PointCopy::STATEMENT).await?;
+            sink.send(rows.scalars.to_copy().finish()).await?;
+            sink.finish().await?;
+        }
+        rows.json.insert(&mut tx).await?;
+        let metrics = rows.latest.len() as u64;
+        if update_latest(&mut tx, rows.latest).await? != metrics {
+            // A metric row is gone (its run was deleted): the cache was
+            // stale. Dropping `tx` rolls the points back; the retry reads.
+            self.metric_queue.forget(group.iter().map(|p| p.run_id));
+            return Err(GroupError::Stale);
+        }
+        tx.commit().await?;
+        Ok(rows.stored)
+    }
+}
 
-        let mut copy = PointCopy::new();
-        let mut json_rows = JsonRows::default();
-        let mut latest: BTreeMap<i64, Latest> = BTreeMap::new();
+/// Groups of at most this many points, all scalars, whose metric rows are
+/// known, are stored by one call of `store_metric_points`: one round trip. A
+/// larger group goes by binary COPY in a transaction, more round trips but
+/// less work per point.
+const ONE_STATEMENT_MAX_POINTS: usize = 5_000;
+
+/// What a group adds: its points, and each metric's count and latest value.
+struct GroupRows<'a> {
+    scalars: ScalarRows,
+    json: JsonRows<'a>,
+    latest: BTreeMap<i64, Latest<'a>>,
+    /// Points stored of each batch, in the group's order.
+    stored: Vec<u64>,
+}
+
+impl<'a> GroupRows<'a> {
+    fn of(group: &'a [Pending], heads: &HeadIndex) -> GroupRows<'a> {
+        let mut rows = GroupRows {
+            scalars: ScalarRows::default(),
+            json: JsonRows::default(),
+            latest: BTreeMap::new(),
+            stored: Vec::with_capacity(group.len()),
+        };
         let mut next_step: HashMap<i64, i64> = HashMap::new();
-        let mut stored = Vec::with_capacity(group.len());
         for pending in group {
             for point in &pending.points {
                 let head = &heads[&(pending.run_id, point.name.as_str())];
@@ -364,32 +469,87 @@ impl Db {
                 let step = point.step.unwrap_or(*auto);
                 *auto = (*auto).max(step + 1);
                 match &point.value {
-                    MetricValue::Scalar(value) => copy.push(head.id, step, point.at, *value),
-                    MetricValue::Json(value) => json_rows.push(head.id, step, point.at, value),
+                    MetricValue::Scalar(value) => {
+                        rows.scalars.push(head.id, step, point.at, *value)
+                    }
+                    MetricValue::Json(value) => rows.json.push(head.id, step, point.at, value),
                 }
-                latest
+                rows.latest
                     .entry(head.id)
                     .or_insert_with(|| Latest::first(step, point))
                     .add(step, point);
             }
-            stored.push(pending.points.len() as u64);
+            rows.stored.push(pending.points.len() as u64);
         }
-        if !copy.is_empty() {
-            let mut sink = tx.copy_in_raw(PointCopy::STATEMENT).await?;
-            sink.send(copy.finish()).await?;
-            sink.finish().await?;
-        }
-        json_rows.insert(&mut tx).await?;
-        let metrics = latest.len() as u64;
-        if update_latest(&mut tx, latest).await? != metrics {
-            // A metric row is gone (its run was deleted): the cache was
-            // stale. Dropping `tx` rolls the points back; the retry reads.
-            self.metric_queue.forget(group);
-            return Err(GroupError::Stale);
-        }
-        tx.commit().await?;
-        Ok(stored)
+        rows
     }
+
+    fn fit_one_statement(&self) -> bool {
+        self.json.ids.is_empty() && self.scalars.ids.len() <= ONE_STATEMENT_MAX_POINTS
+    }
+
+    /// Stores scalar points and their metrics' new counts and latest values
+    /// (none of which is JSON) in one statement.
+    async fn store_in_one_statement(&self, pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
+        let mut latest = ScalarRows::default();
+        let mut added = Vec::with_capacity(self.latest.len());
+        for (id, point) in &self.latest {
+            let value = match point.value {
+                MetricValue::Scalar(value) => *value,
+                MetricValue::Json(_) => unreachable!("a group with JSON points uses COPY"),
+            };
+            latest.push(*id, point.step, point.at, value);
+            added.push(point.added);
+        }
+        sqlx::query("SELECT store_metric_points($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+            .bind(&latest.ids)
+            .bind(&added)
+            .bind(&latest.steps)
+            .bind(&latest.times)
+            .bind(&latest.values)
+            .bind(&self.scalars.ids)
+            .bind(&self.scalars.steps)
+            .bind(&self.scalars.times)
+            .bind(&self.scalars.values)
+            .execute(pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Scalar points as columns.
+#[derive(Default)]
+struct ScalarRows {
+    ids: Vec<i64>,
+    steps: Vec<i64>,
+    times: Vec<DateTime<Utc>>,
+    values: Vec<f64>,
+}
+
+impl ScalarRows {
+    fn push(&mut self, id: i64, step: i64, at: DateTime<Utc>, value: f64) {
+        self.ids.push(id);
+        self.steps.push(step);
+        self.times.push(at);
+        self.values.push(value);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    fn to_copy(&self) -> PointCopy {
+        let mut copy = PointCopy::new();
+        for i in 0..self.ids.len() {
+            copy.push(self.ids[i], self.steps[i], self.times[i], self.values[i]);
+        }
+        copy
+    }
+}
+
+/// `store_metric_points` found a metric row gone.
+fn is_gone(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("P0002"))
 }
 
 /// Why a group's transaction was abandoned.
@@ -482,40 +642,53 @@ fn shape_disagreements<'a>(group: &'a [Pending]) -> HashSet<usize> {
     disagreeing
 }
 
-/// The workspace of each run the group writes to that exists.
-async fn run_workspaces(
+/// Each run the group writes to that exists.
+async fn read_runs(
     tx: &mut PgConnection,
     group: &[Pending],
-) -> Result<HashMap<Uuid, Uuid>, sqlx::Error> {
+) -> Result<HashMap<Uuid, KnownRun>, sqlx::Error> {
     let ids: Vec<Uuid> = group
         .iter()
         .map(|p| p.run_id)
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    Ok(
-        sqlx::query_as::<_, (Uuid, Uuid)>("SELECT id, workspace_id FROM runs WHERE id = ANY($1)")
-            .bind(&ids)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect(),
+    let read_at = Instant::now();
+    Ok(sqlx::query_as::<_, (Uuid, Uuid, bool)>(
+        "SELECT id, workspace_id, deleted_at IS NOT NULL FROM runs WHERE id = ANY($1)",
     )
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|(id, workspace_id, deleted)| {
+        let run = KnownRun {
+            workspace_id,
+            deleted,
+            read_at,
+        };
+        (id, run)
+    })
+    .collect())
 }
 
-/// Batches whose run does not exist, or is not in the workspace asked for.
-fn refuse_foreign_runs(
-    group: &[Pending],
-    workspaces: &HashMap<Uuid, Uuid>,
-) -> Vec<(usize, DbError)> {
+/// Batches whose run does not exist, is not in the workspace asked for, or
+/// is deleted when that matters.
+fn refuse_runs(group: &[Pending], runs: &HashMap<Uuid, KnownRun>) -> Vec<(usize, DbError)> {
     group
         .iter()
         .enumerate()
-        .filter(|(_, p)| match workspaces.get(&p.run_id) {
-            None => true,
-            Some(workspace) => p.workspace_id.is_some_and(|asked| asked != *workspace),
+        .filter_map(|(index, p)| match runs.get(&p.run_id) {
+            Some(run)
+                if p.workspace_id
+                    .is_some_and(|asked| asked != run.workspace_id) =>
+            {
+                Some((index, DbError::NotFound("run")))
+            }
+            None => Some((index, DbError::NotFound("run"))),
+            Some(run) if p.active_only && run.deleted => Some((index, DbError::Deleted("run"))),
+            Some(_) => None,
         })
-        .map(|(index, _)| (index, DbError::NotFound("run")))
         .collect()
 }
 
@@ -751,6 +924,7 @@ mod tests {
         Pending {
             workspace_id: None,
             run_id,
+            active_only: false,
             points,
             reply: oneshot::channel().0,
         }

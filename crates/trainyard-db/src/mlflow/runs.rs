@@ -218,6 +218,7 @@ impl Db {
         if done.rows_affected() == 0 {
             return Err(DbError::NotFound("run"));
         }
+        self.forget_run_for_metrics(run_id);
         Ok(())
     }
 
