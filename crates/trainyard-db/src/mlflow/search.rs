@@ -100,13 +100,15 @@ impl Db {
         query.push(direction);
         query.push(" FETCH FIRST ");
         query.push_bind(window);
-        // OFFSET 0 keeps the runs subquery apart, so each value looks up its
-        // run by primary key; a join the planner picked could scan every run.
+        // Each value looks up its run by primary key, and only then are the
+        // conditions checked: OFFSET 0 keeps them out of the lookup, where
+        // statistics that lag behind runs just created could pick another
+        // index (the experiment's) and scan every run of it per value.
         query.push(" ROWS WITH TIES) AS m CROSS JOIN LATERAL (SELECT ");
         query.push(run_columns!());
-        query.push(" FROM runs WHERE runs.id = m.run_id AND ");
+        query.push(" FROM runs WHERE runs.id = m.run_id OFFSET 0) AS runs WHERE ");
         push_conditions(&mut query, workspace_id, search);
-        query.push(" OFFSET 0) AS runs ORDER BY m.latest_value");
+        query.push(" ORDER BY m.latest_value");
         query.push(direction);
         query.push(", ");
         push_order(&mut query, rest);
