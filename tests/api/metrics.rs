@@ -562,3 +562,19 @@ async fn a_run_removed_behind_the_servers_back_is_not_found_and_keeps_no_points(
         .unwrap();
     assert_eq!(points, 0);
 }
+
+#[tokio::test]
+async fn the_latest_value_is_the_highest_step_whatever_order_points_arrive_in() {
+    let (app, token, run) = setup().await;
+    // After the first batch the metric row is known, and small batches of
+    // points with steps are stored in one statement.
+    for (step, value) in [(5, 0.5), (3, 0.3), (5, 0.55), (7, 0.7), (6, 0.6)] {
+        let body = json!({ "metrics": [{ "name": "acc", "value": value, "step": step }] });
+        let (status, answer) = app.post(&metrics_path(&run), &token, body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    let metrics = latest(&app, &token, &run).await;
+    assert_eq!(metrics["acc"]["count"], 5, "{metrics}");
+    assert_eq!(metrics["acc"]["latest"]["step"], 7, "{metrics}");
+    assert_eq!(metrics["acc"]["latest"]["value"], 0.7, "{metrics}");
+}
