@@ -282,18 +282,22 @@ async fn params_never_change_and_special_values_round_trip() {
     assert_eq!(trainyard["status"], "Running");
 }
 
+/// A run with one metric logged, so that the server knows both, and the
+/// log-metric body that logged it.
+async fn run_with_a_metric(app: &TestApp, token: &str) -> (String, Value) {
+    let run = create_run(app, token).await;
+    let metric = json!({ "run_id": run, "key": "m", "value": 1.0, "timestamp": 0 });
+    assert_eq!(
+        post(app, token, "runs/log-metric", metric.clone()).await.0,
+        StatusCode::OK
+    );
+    (run, metric)
+}
+
 #[tokio::test]
 async fn deleted_runs_refuse_writes_until_restored() {
     let (app, token) = setup().await;
-    let run = create_run(&app, &token).await;
-    let metric = json!({ "run_id": run, "key": "m", "value": 1.0, "timestamp": 0 });
-    // Logged once, so the server knows the run and its metric when it is deleted.
-    assert_eq!(
-        post(&app, &token, "runs/log-metric", metric.clone())
-            .await
-            .0,
-        StatusCode::OK
-    );
+    let (run, metric) = run_with_a_metric(&app, &token).await;
     let (status, _) = post(&app, &token, "runs/delete", json!({ "run_id": run })).await;
     assert_eq!(status, StatusCode::OK);
     assert_error(
@@ -321,21 +325,14 @@ async fn deleted_runs_refuse_writes_until_restored() {
 #[tokio::test]
 async fn a_run_deleted_by_another_server_refuses_metrics_within_the_cache_time() {
     let (app, token) = setup().await;
-    let run = create_run(&app, &token).await;
-    let metric = json!({ "run_id": run, "key": "m", "value": 1.0, "timestamp": 0 });
-    assert_eq!(
-        post(&app, &token, "runs/log-metric", metric.clone())
-            .await
-            .0,
-        StatusCode::OK
-    );
+    let (run, metric) = run_with_a_metric(&app, &token).await;
     // As another server over the same database would delete it.
     sqlx::query("UPDATE runs SET deleted_at = now() WHERE id = $1")
         .bind(Uuid::parse_str(&run).unwrap())
         .execute(app.db.pool())
         .await
         .unwrap();
-    tokio::time::sleep(trainyard_db::TOKEN_TTL).await;
+    tokio::time::sleep(trainyard_db::CACHE_TTL).await;
     assert_error(
         &post(&app, &token, "runs/log-metric", metric).await,
         StatusCode::BAD_REQUEST,

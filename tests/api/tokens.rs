@@ -2,6 +2,18 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use trainyard_tests::{assert_problem, TestApp};
 
+/// A workspace `vision` and a reader token of it: the token as created
+/// (secret included) and its secret.
+async fn vision_reader(app: &TestApp, token: serde_json::Value) -> (serde_json::Value, String) {
+    app.workspace("vision").await;
+    let (status, created) = app
+        .post("/api/v1/workspaces/vision/tokens", &app.admin, token)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let secret = created["secret"].as_str().unwrap().to_string();
+    (created, secret)
+}
+
 #[tokio::test]
 async fn a_secret_is_shown_once_and_stored_only_hashed() {
     let app = TestApp::spawn().await;
@@ -46,15 +58,9 @@ async fn a_secret_is_shown_once_and_stored_only_hashed() {
 #[tokio::test]
 async fn a_revoked_token_stops_working_at_once() {
     let app = TestApp::spawn().await;
-    app.workspace("vision").await;
-    let (_, created) = app
-        .post(
-            "/api/v1/workspaces/vision/tokens",
-            &app.admin,
-            json!({ "name": "laptop", "role": "reader" }),
-        )
-        .await;
-    let secret = created["secret"].as_str().unwrap();
+    let (created, secret) =
+        vision_reader(&app, json!({ "name": "laptop", "role": "reader" })).await;
+    let secret = secret.as_str();
     assert_eq!(
         app.get("/api/v1/workspaces/vision/experiments", secret)
             .await
@@ -92,15 +98,9 @@ async fn a_revoked_token_stops_working_at_once() {
 #[tokio::test]
 async fn a_token_revoked_by_another_server_stops_working_within_the_cache_time() {
     let app = TestApp::spawn().await;
-    app.workspace("vision").await;
-    let (_, created) = app
-        .post(
-            "/api/v1/workspaces/vision/tokens",
-            &app.admin,
-            json!({ "name": "laptop", "role": "reader" }),
-        )
-        .await;
-    let secret = created["secret"].as_str().unwrap();
+    let (created, secret) =
+        vision_reader(&app, json!({ "name": "laptop", "role": "reader" })).await;
+    let secret = secret.as_str();
     assert_eq!(app.get("/api/v1/whoami", secret).await.0, StatusCode::OK);
     // As another server over the same database would revoke it.
     sqlx::query("UPDATE api_tokens SET revoked_at = now() WHERE id = $1")
@@ -108,7 +108,7 @@ async fn a_token_revoked_by_another_server_stops_working_within_the_cache_time()
         .execute(app.db.pool())
         .await
         .unwrap();
-    tokio::time::sleep(trainyard_db::TOKEN_TTL).await;
+    tokio::time::sleep(trainyard_db::CACHE_TTL).await;
     let answer = app.get("/api/v1/whoami", secret).await;
     assert_problem(&answer, StatusCode::UNAUTHORIZED, "unauthenticated", None);
 }
@@ -217,16 +217,13 @@ async fn token_input_is_validated() {
 #[tokio::test]
 async fn an_expired_token_is_refused() {
     let app = TestApp::spawn().await;
-    app.workspace("vision").await;
     let expires_at = chrono::Utc::now() + chrono::Duration::seconds(2);
-    let (_, created) = app
-        .post(
-            "/api/v1/workspaces/vision/tokens",
-            &app.admin,
-            json!({ "name": "short", "role": "reader", "expires_at": expires_at }),
-        )
-        .await;
-    let secret = created["secret"].as_str().unwrap();
+    let (_, secret) = vision_reader(
+        &app,
+        json!({ "name": "short", "role": "reader", "expires_at": expires_at }),
+    )
+    .await;
+    let secret = secret.as_str();
     // Used once, so the server now knows it; its expiry still holds.
     assert_eq!(app.get("/api/v1/whoami", secret).await.0, StatusCode::OK);
     let left = (expires_at - chrono::Utc::now())

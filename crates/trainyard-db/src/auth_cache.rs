@@ -1,7 +1,7 @@
 //! Tokens and workspaces seen recently, so that most requests are
 //! authenticated without a round trip to the database.
 //!
-//! A token is trusted from memory for at most [`TOKEN_TTL`]: revoking it
+//! A token is trusted from memory for at most [`CACHE_TTL`]: revoking it
 //! through this server drops it here at once; a revocation made by another
 //! server over the same database takes effect here within that time. Its
 //! expiry is checked on every use. A workspace's id and name never change,
@@ -9,16 +9,15 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::Utc;
 use uuid::Uuid;
 
 use crate::tokens::Token;
 use crate::workspaces::Workspace;
+use crate::CACHE_TTL;
 
-/// How long a token read from the database is trusted without reading it again.
-pub const TOKEN_TTL: Duration = Duration::from_secs(5);
 /// Entries each map holds at most; beyond, it starts over.
 const MAX_ENTRIES: usize = 10_000;
 
@@ -47,7 +46,7 @@ impl AuthCache {
         let tokens = lock(&self.tokens);
         let (token, read_at) = tokens.get(secret_hash)?;
         let expired = token.expires_at.is_some_and(|at| at <= Utc::now());
-        (read_at.elapsed() < TOKEN_TTL && !expired).then(|| token.clone())
+        (read_at.elapsed() < CACHE_TTL && !expired).then(|| token.clone())
     }
 
     pub(crate) fn remember_token(&self, secret_hash: &[u8], token: &Token) {

@@ -23,7 +23,6 @@ pub mod snapshots;
 pub mod tokens;
 pub mod workspaces;
 
-pub use auth_cache::TOKEN_TTL;
 pub use error::DbError;
 pub use page::{Cursor, Page};
 
@@ -32,6 +31,11 @@ use sqlx::PgPool;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How long this server trusts what it read of things another server over
+/// the same database may change (a token's revocation, a run's deletion)
+/// before reading them again. Changes made through this server apply at once.
+pub const CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// The schema, from the repository's `migrations/` folder.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

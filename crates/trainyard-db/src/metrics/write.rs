@@ -17,7 +17,7 @@ use trainyard_core::{MetricKind, MetricValue};
 use uuid::Uuid;
 
 use super::NewMetricPoint;
-use crate::{Db, DbError, TOKEN_TTL};
+use crate::{Db, DbError, CACHE_TTL};
 
 /// Flushers writing at once: while one waits for its commit, another writes.
 /// A second starts only when batches pile up, so that groups stay large.
@@ -29,8 +29,8 @@ const MAX_GROUP_POINTS: usize = 50_000;
 
 /// A batch of one run's points, waiting for a flusher.
 struct Pending {
-    /// The workspace the run must be in, when the caller named one.
-    workspace_id: Option<Uuid>,
+    /// The workspace the run must be in.
+    workspace_id: Uuid,
     run_id: Uuid,
     /// Whether a deleted run refuses the batch (MLflow's rule).
     active_only: bool,
@@ -54,8 +54,8 @@ pub(crate) struct MetricQueue {
 /// (and whose points all carry steps) skips the run check and the upsert.
 /// A run removed since is noticed when its metric rows are not updated; one
 /// marked deleted by this server is forgotten at once, and whether a run is
-/// deleted is read again after [`TOKEN_TTL`] for batches that care, so that
-/// another server's deletion is seen as soon as its revoked tokens are.
+/// deleted is read again after [`CACHE_TTL`] for batches that care, so that
+/// another server's deletion is seen within that time.
 #[derive(Default)]
 struct KnownRows {
     runs: HashMap<Uuid, KnownRun>,
@@ -101,13 +101,10 @@ impl MetricQueue {
         let mut heads = HeadIndex::default();
         for pending in group {
             let run = known.runs.get(&pending.run_id)?;
-            if pending
-                .workspace_id
-                .is_some_and(|asked| asked != run.workspace_id)
-            {
+            if pending.workspace_id != run.workspace_id {
                 return None;
             }
-            if pending.active_only && (run.deleted || run.read_at.elapsed() >= TOKEN_TTL) {
+            if pending.active_only && (run.deleted || run.read_at.elapsed() >= CACHE_TTL) {
                 return None;
             }
             for point in &pending.points {
@@ -250,7 +247,7 @@ impl Db {
             self.get_run(workspace_id, run_id).await?;
             return Ok(0);
         }
-        self.enqueue_metrics(Some(workspace_id), run_id, false, points)
+        self.enqueue_metrics(workspace_id, run_id, false, points)
             .await
     }
 
@@ -265,7 +262,7 @@ impl Db {
         if points.is_empty() {
             return Ok(0);
         }
-        self.enqueue_metrics(Some(workspace_id), run_id, true, points)
+        self.enqueue_metrics(workspace_id, run_id, true, points)
             .await
     }
 
@@ -274,21 +271,9 @@ impl Db {
         self.metric_queue.forget([run_id]);
     }
 
-    /// Stores a batch of points of a run, whatever its workspace.
-    pub async fn log_metrics(
-        &self,
-        run_id: Uuid,
-        points: Vec<NewMetricPoint>,
-    ) -> Result<u64, DbError> {
-        if points.is_empty() {
-            return Ok(0);
-        }
-        self.enqueue_metrics(None, run_id, false, points).await
-    }
-
     async fn enqueue_metrics(
         &self,
-        workspace_id: Option<Uuid>,
+        workspace_id: Uuid,
         run_id: Uuid,
         active_only: bool,
         points: Vec<NewMetricPoint>,
@@ -679,15 +664,11 @@ fn refuse_runs(group: &[Pending], runs: &HashMap<Uuid, KnownRun>) -> Vec<(usize,
         .iter()
         .enumerate()
         .filter_map(|(index, p)| match runs.get(&p.run_id) {
-            Some(run)
-                if p.workspace_id
-                    .is_some_and(|asked| asked != run.workspace_id) =>
-            {
-                Some((index, DbError::NotFound("run")))
+            Some(run) if run.workspace_id == p.workspace_id => {
+                (p.active_only && run.deleted).then(|| (index, DbError::Deleted("run")))
             }
-            None => Some((index, DbError::NotFound("run"))),
-            Some(run) if p.active_only && run.deleted => Some((index, DbError::Deleted("run"))),
-            Some(_) => None,
+            // Another workspace's run is answered as not found.
+            _ => Some((index, DbError::NotFound("run"))),
         })
         .collect()
 }
@@ -922,7 +903,7 @@ mod tests {
 
     fn pending(run_id: Uuid, points: Vec<NewMetricPoint>) -> Pending {
         Pending {
-            workspace_id: None,
+            workspace_id: Uuid::nil(),
             run_id,
             active_only: false,
             points,
