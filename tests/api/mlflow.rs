@@ -259,8 +259,7 @@ async fn params_never_change_and_special_values_round_trip() {
         ("ninf", json!("-Infinity")),
         ("big", json!(1.7976931348623157e308)),
     ] {
-        let body =
-            json!({ "run_id": run, "key": key, "value": value, "timestamp": 1000, "step": 3 });
+        let body = json!({ "run_id": run, "key": key, "value": value, "timestamp": 1_796_639_642_601_i64, "step": 3 });
         let (status, answer) = post(&app, &token, "runs/log-metric", body).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         let (_, history) = get(
@@ -270,9 +269,23 @@ async fn params_never_change_and_special_values_round_trip() {
         )
         .await;
         assert_eq!(history["metrics"][0]["value"], value, "{history}");
-        assert_eq!(history["metrics"][0]["timestamp"], 1000);
+        assert_eq!(history["metrics"][0]["timestamp"], 1_796_639_642_601_i64);
         assert_eq!(history["metrics"][0]["step"], 3);
     }
+    // runs/get and runs/search show each metric's latest point the same
+    // way, NaN and infinities included, by key.
+    let latest = json!([
+        { "key": "big", "value": 1.7976931348623157e308, "timestamp": 1_796_639_642_601_i64, "step": 3 },
+        { "key": "inf", "value": "Infinity", "timestamp": 1_796_639_642_601_i64, "step": 3 },
+        { "key": "nan", "value": "NaN", "timestamp": 1_796_639_642_601_i64, "step": 3 },
+        { "key": "ninf", "value": "-Infinity", "timestamp": 1_796_639_642_601_i64, "step": 3 },
+    ]);
+    let (_, got) = get(&app, &token, &format!("runs/get?run_id={run}")).await;
+    assert_eq!(got["run"]["data"]["metrics"], latest, "{got}");
+    let search =
+        json!({ "experiment_ids": ["0"], "filter": format!("attributes.run_id = '{run}'") });
+    let (_, found) = post(&app, &token, "runs/search", search).await;
+    assert_eq!(found["runs"][0]["data"]["metrics"], latest, "{found}");
     // Params are the run's properties in Trainyard's own API.
     let (_, trainyard) = app
         .get(&format!("/api/v1/workspaces/ml/runs/{run}"), &token)

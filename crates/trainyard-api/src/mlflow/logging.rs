@@ -20,7 +20,7 @@ use super::auth::MlflowCaller;
 use super::error::{MlflowError, MlflowResult};
 use super::experiments::Tag;
 use super::request::{lenient_f64, lenient_i64, required, run_id, Input};
-use super::runs::log_entries;
+use super::runs::{log_entries, run_not_found};
 
 /// Largest log-batch body, as MLflow's server limits it.
 const MAX_BATCH_BODY_BYTES: usize = 1_000_000;
@@ -105,9 +105,7 @@ async fn log_points(
 /// A run that does not exist, in MLflow's words.
 fn run_error(id: Uuid, err: trainyard_db::DbError) -> MlflowError {
     match err {
-        trainyard_db::DbError::NotFound(_) => {
-            MlflowError::not_found(format!("Run with id={id} not found"))
-        }
+        trainyard_db::DbError::NotFound(_) => run_not_found(id),
         other => other.into(),
     }
 }

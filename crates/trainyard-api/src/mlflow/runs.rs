@@ -28,14 +28,6 @@ pub(super) struct CreateRun {
     tags: Vec<Tag>,
 }
 
-/// The run with its metrics and declared inputs and outputs, as runs/get answers.
-pub(super) async fn run_json(db: &Db, run: TrackedRun) -> MlflowResult<Value> {
-    let ids = [run.run.id];
-    let metrics = db.mlflow_latest_metrics(&ids).await?;
-    let io = db.mlflow_run_io(&ids).await?;
-    serde_json::to_value(RunJson::new(&run, &metrics, &io)).map_err(MlflowError::internal)
-}
-
 pub(super) async fn create_run(
     State(db): State<Db>,
     caller: MlflowCaller,
@@ -86,11 +78,14 @@ pub(super) struct RunRequest {
 /// A run of the workspace, answered as not found the way MLflow words it.
 pub(super) async fn find_run(db: &Db, workspace_id: Uuid, id: Uuid) -> MlflowResult<TrackedRun> {
     match db.mlflow_run(workspace_id, id).await {
-        Err(DbError::NotFound(_)) => Err(MlflowError::not_found(format!(
-            "Run with id={id} not found"
-        ))),
+        Err(DbError::NotFound(_)) => Err(run_not_found(id)),
         other => Ok(other?),
     }
+}
+
+/// MLflow's answer for a run that is not there.
+pub(super) fn run_not_found(id: Uuid) -> MlflowError {
+    MlflowError::not_found(format!("Run with id={id} not found"))
 }
 
 pub(super) async fn get_run(
@@ -99,8 +94,12 @@ pub(super) async fn get_run(
     Input(query): Input<RunRequest>,
 ) -> MlflowResult<Json<Value>> {
     let id = run_id(&query.run_id, &query.run_uuid)?;
-    let run = find_run(&db, caller.read(), id).await?;
-    Ok(Json(json!({ "run": run_json(&db, run).await? })))
+    let run = match db.mlflow_run_with_data(caller.read(), id).await {
+        Err(DbError::NotFound(_)) => return Err(run_not_found(id)),
+        other => other?,
+    };
+    let run = RunJson::new(&run.tracked, &run.latest_metrics, &run.run_io);
+    Ok(Json(json!({ "run": run })))
 }
 
 pub(super) async fn update_run(
@@ -150,9 +149,7 @@ async fn set_deleted(
     let id = run_id(&body.run_id, &body.run_uuid)?;
     let workspace_id = caller.write()?;
     match db.mlflow_set_run_deleted(workspace_id, id, deleted).await {
-        Err(DbError::NotFound(_)) => Err(MlflowError::not_found(format!(
-            "Run with id={id} not found"
-        ))),
+        Err(DbError::NotFound(_)) => Err(run_not_found(id)),
         other => other.map(|_| Json(json!({}))).map_err(Into::into),
     }
 }
@@ -184,9 +181,7 @@ pub(super) async fn delete_tag(
         Err(DbError::NotFound("tag")) => Err(MlflowError::not_found(format!(
             "No tag with name: {key} in run with id {id}"
         ))),
-        Err(DbError::NotFound(_)) => Err(MlflowError::not_found(format!(
-            "Run with id={id} not found"
-        ))),
+        Err(DbError::NotFound(_)) => Err(run_not_found(id)),
         other => other.map(|_| Json(json!({}))).map_err(Into::into),
     }
 }
@@ -200,7 +195,7 @@ pub(super) async fn log_entries(
     tags: &[(String, String)],
 ) -> MlflowResult<()> {
     match db.mlflow_log_params_and_tags(workspace_id, id, params, tags).await {
-        Err(DbError::NotFound(_)) => Err(MlflowError::not_found(format!("Run with id={id} not found"))),
+        Err(DbError::NotFound(_)) => Err(run_not_found(id)),
         Err(DbError::ParamChanged { key, old, new }) => Err(MlflowError::invalid(format!(
             "Changing param values is not allowed. Param with key='{key}' was already logged with value='{old}' for run ID='{id}'. Attempted logging new value '{new}'."
         ))),

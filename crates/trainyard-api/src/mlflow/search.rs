@@ -21,6 +21,7 @@ use super::experiments::lifecycle_view;
 use super::request::{
     experiment_ref, lenient_i64, max_results, page, page_offset, required, run_id, Input,
 };
+use super::runs::run_not_found;
 use super::views::{MetricJson, RunJson};
 
 #[derive(Debug, Deserialize)]
@@ -77,12 +78,9 @@ pub(super) async fn search_runs(
     };
     let found = db.mlflow_search_runs(workspace_id, &search).await?;
     let (found, next_page_token) = page(found, offset, limit);
-    let ids: Vec<_> = found.iter().map(|r| r.run.id).collect();
-    let metrics = db.mlflow_latest_metrics(&ids).await?;
-    let io = db.mlflow_run_io(&ids).await?;
     let runs = found
         .iter()
-        .map(|run| RunJson::new(run, &metrics, &io))
+        .map(|run| RunJson::new(&run.tracked, &run.latest_metrics, &run.run_io))
         .collect();
     Ok(Json(SearchRunsResponse {
         runs,
@@ -150,11 +148,7 @@ pub(super) async fn get_metric_history(
     let id = run_id(&query.run_id, &query.run_uuid)?;
     let key = required("metric_key", &query.metric_key)?.to_string();
     match db.get_run(caller.read(), id).await {
-        Err(DbError::NotFound(_)) => {
-            return Err(MlflowError::not_found(format!(
-                "Run with id={id} not found"
-            )))
-        }
+        Err(DbError::NotFound(_)) => return Err(run_not_found(id)),
         other => other?,
     };
     let Some(limit) = query.max_results else {

@@ -6,8 +6,9 @@ use trainyard_core::mlflow::{
     run_status_name, DEFAULT_EXPERIMENT_ID, DEFAULT_EXPERIMENT_NAME, RUN_NAME_TAG, USER_TAG,
 };
 use trainyard_db::experiments::Experiment;
-use trainyard_db::metrics::MetricSummary;
-use trainyard_db::mlflow::{millis, LoggedModel, ModelVersion, RegisteredModel, RunIo, TrackedRun};
+use trainyard_db::mlflow::{
+    millis, LatestPoint, LoggedModel, ModelVersion, RegisteredModel, RunIo, TrackedRun,
+};
 use uuid::Uuid;
 
 /// The artifact URI of everything under a storage prefix: the proxy maps
@@ -185,21 +186,18 @@ pub struct RunJson<'a> {
 }
 
 impl<'a> RunJson<'a> {
-    /// The run; `metrics` and `io` may hold other runs' rows, which are skipped.
-    pub fn new(run: &'a TrackedRun, metrics: &'a [MetricSummary], io: &'a [RunIo]) -> RunJson<'a> {
-        let id = run.run.id;
-        let metrics = metrics
+    /// The run with its metrics' latest points and its inputs and outputs.
+    pub fn new(run: &'a TrackedRun, metrics: &'a [LatestPoint], io: &'a [RunIo]) -> RunJson<'a> {
+        let mut metrics: Vec<_> = metrics
             .iter()
-            .filter(|m| m.run_id == id)
-            .filter_map(|m| {
-                Some(MetricJson {
-                    key: &m.name,
-                    value: m.latest_value?,
-                    timestamp: m.latest_at.map(millis).unwrap_or_default(),
-                    step: m.latest_step.unwrap_or_default(),
-                })
+            .map(|m| MetricJson {
+                key: &m.key,
+                value: m.value,
+                timestamp: m.at.map(millis).unwrap_or_default(),
+                step: m.step.unwrap_or_default(),
             })
             .collect();
+        metrics.sort_unstable_by_key(|m| m.key);
         let mut tags = pairs(&run.run.tags.0);
         if let Some(name) = &run.run.display_name {
             tags.push(KeyValue {
@@ -209,10 +207,8 @@ impl<'a> RunJson<'a> {
         }
         let mine = |direction: &'a str, prefix: &'a str| {
             io.iter()
-                .filter(move |e| {
-                    e.run_id == id && e.direction == direction && e.key.starts_with(prefix)
-                })
-                .map(|e| &e.body.0)
+                .filter(move |e| e.direction == direction && e.key.starts_with(prefix))
+                .map(|e| &e.body)
                 .collect::<Vec<_>>()
         };
         RunJson {

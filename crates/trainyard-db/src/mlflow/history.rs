@@ -8,7 +8,6 @@ use futures::SinkExt;
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use crate::metrics::MetricSummary;
 use crate::{Db, DbError};
 
 /// One point of a scalar metric.
@@ -26,25 +25,6 @@ pub struct HistoryPoint {
 const STREAM_CHUNK: usize = 5_000;
 
 impl Db {
-    /// The latest value of every scalar metric of some runs. Each run's
-    /// metrics are looked up by the (run, name) key, one run after the
-    /// other, so a page of runs costs a page of index probes whatever the
-    /// planner's statistics say about the table.
-    pub async fn mlflow_latest_metrics(
-        &self,
-        run_ids: &[Uuid],
-    ) -> Result<Vec<MetricSummary>, DbError> {
-        Ok(sqlx::query_as::<_, MetricSummary>(
-            "SELECT m.run_id, m.name, m.kind, m.count, m.latest_step, m.latest_at, m.latest_value, m.latest_json
-             FROM UNNEST($1::uuid[]) AS r(id)
-             CROSS JOIN LATERAL (SELECT * FROM metrics WHERE run_id = r.id AND kind = 'scalar' OFFSET 0) AS m
-             ORDER BY m.run_id, m.name",
-        )
-        .bind(run_ids)
-        .fetch_all(self.pool())
-        .await?)
-    }
-
     /// The id of a run's scalar metric, if the run has it.
     async fn scalar_metric_id(&self, run_id: Uuid, key: &str) -> Result<Option<i64>, DbError> {
         Ok(sqlx::query_scalar(

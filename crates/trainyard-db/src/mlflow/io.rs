@@ -1,8 +1,8 @@
 //! What a run declares it read (datasets, models: runs/log-inputs) and
 //! produced (models: runs/outputs), kept as the client described it.
 
+use serde::Deserialize;
 use sqlx::types::Json;
-use sqlx::FromRow;
 use uuid::Uuid;
 
 use crate::{Db, DbError};
@@ -25,17 +25,16 @@ impl IoDirection {
     }
 }
 
-/// One declared input or output of a run.
-#[derive(Debug, Clone, FromRow)]
+/// One declared input or output of a run, read with the run
+/// ([`super::RunWithData`]) as a `[direction, key, body]` array.
+#[derive(Debug, Clone, Deserialize)]
 pub struct RunIo {
-    /// The run.
-    pub run_id: Uuid,
     /// `input` or `output`.
     pub direction: String,
     /// What identifies it among the run's entries.
     pub key: String,
     /// The entry as the client sent it.
-    pub body: Json<serde_json::Value>,
+    pub body: serde_json::Value,
 }
 
 impl Db {
@@ -62,16 +61,5 @@ impl Db {
         .execute(self.pool())
         .await?;
         Ok(())
-    }
-
-    /// The declared inputs and outputs of some runs, in the order they were recorded.
-    pub async fn mlflow_run_io(&self, run_ids: &[Uuid]) -> Result<Vec<RunIo>, DbError> {
-        Ok(sqlx::query_as::<_, RunIo>(
-            "SELECT run_id, direction, key, body FROM mlflow_run_io
-             WHERE run_id = ANY($1) ORDER BY run_id, at, key",
-        )
-        .bind(run_ids)
-        .fetch_all(self.pool())
-        .await?)
     }
 }

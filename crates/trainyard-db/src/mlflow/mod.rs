@@ -22,7 +22,7 @@ pub use io::{IoDirection, RunIo};
 pub use logged_models::{LoggedModel, NewLoggedModel};
 pub use model_versions::{ModelVersion, NewModelVersion};
 pub use registered_models::{RegisteredModel, VersionChange};
-pub use runs::{RunChange, TrackedRun};
+pub use runs::{LatestPoint, RunChange, RunWithData, TrackedRun};
 pub use search::{LifecycleView, RunSearch};
 pub use uploads::Upload;
 

@@ -3,6 +3,7 @@
 //! properties, which never change once logged) and tags.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer};
 use sqlx::types::Json;
 use sqlx::{FromRow, Postgres, Transaction};
 use std::collections::BTreeMap;
@@ -10,7 +11,7 @@ use trainyard_core::mlflow::RUN_NAME_TAG;
 use trainyard_core::RunStatus;
 use uuid::Uuid;
 
-use super::ExperimentRef;
+use super::{ExperimentRef, RunIo};
 use crate::runs::{lock_run_status, record_event, Run};
 use crate::{Db, DbError};
 
@@ -26,18 +27,77 @@ pub struct TrackedRun {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
+/// A run with what MLflow shows beside it, read in the same query: the
+/// latest point of each of its scalar metrics and its declared inputs and
+/// outputs (runs/get, runs/search).
+#[derive(Debug, Clone, FromRow)]
+pub struct RunWithData {
+    /// The run.
+    #[sqlx(flatten)]
+    pub tracked: TrackedRun,
+    /// Its scalar metrics' latest points, in no particular order.
+    pub latest_metrics: Json<Vec<LatestPoint>>,
+    /// Its inputs and outputs, in the order they were declared.
+    pub run_io: Json<Vec<RunIo>>,
+}
+
+/// The latest point of a run's scalar metric, read as a `[key, value as
+/// text, time, step]` array (text keeps NaN and infinities, which JSON
+/// numbers cannot hold).
+#[derive(Debug, Clone, Deserialize)]
+pub struct LatestPoint {
+    /// The metric's key.
+    pub key: String,
+    /// Its latest value.
+    #[serde(deserialize_with = "float_from_text")]
+    pub value: f64,
+    /// When that value was logged.
+    pub at: Option<DateTime<Utc>>,
+    /// Its step.
+    pub step: Option<i64>,
+}
+
+fn float_from_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    let text = <&str>::deserialize(deserializer)?;
+    text.parse().map_err(serde::de::Error::custom)
+}
+
+/// The columns of [`RunWithData`] beyond [`TrackedRun`]'s, for queries
+/// `FROM runs`. A query that sorts and limits evaluates them for the rows
+/// it returns only.
+macro_rules! data_columns {
+    () => {
+        "(SELECT coalesce(json_agg(json_build_array(
+                    m.name, m.latest_value::text, m.latest_at, m.latest_step)), '[]')
+            FROM metrics m
+           WHERE m.run_id = runs.id AND m.kind = 'scalar' AND m.latest_value IS NOT NULL)
+           AS latest_metrics,
+         (SELECT coalesce(json_agg(json_build_array(io.direction, io.key, io.body)
+                    ORDER BY io.at, io.key), '[]')
+            FROM mlflow_run_io io WHERE io.run_id = runs.id) AS run_io"
+    };
+}
+
 /// The columns of [`TrackedRun`], for queries `FROM runs`.
 macro_rules! run_columns {
     () => {
         concat!(
             crate::runs::columns!(),
-            ", deleted_at, (SELECT e.name = 'Default' FROM experiments e WHERE e.id = runs.experiment_id)
-               AS in_default_experiment"
+            ", deleted_at, ",
+            crate::mlflow::runs::in_default_experiment!()
         )
     };
 }
 
-pub(super) use run_columns;
+/// [`TrackedRun::in_default_experiment`] of the run named `runs`.
+macro_rules! in_default_experiment {
+    () => {
+        "(SELECT e.name = 'Default' FROM experiments e WHERE e.id = runs.experiment_id)
+           AS in_default_experiment"
+    };
+}
+
+pub(super) use {data_columns, in_default_experiment, run_columns};
 
 /// What runs/update changes; absent fields stay as they are.
 #[derive(Debug, Clone, Default)]
@@ -131,6 +191,27 @@ impl Db {
         sqlx::query_as::<_, TrackedRun>(concat!(
             "SELECT ",
             run_columns!(),
+            " FROM runs WHERE workspace_id = $1 AND id = $2"
+        ))
+        .bind(workspace_id)
+        .bind(run_id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(DbError::NotFound("run"))
+    }
+
+    /// A run of the workspace with its metrics' latest points and its
+    /// inputs and outputs, deleted or not.
+    pub async fn mlflow_run_with_data(
+        &self,
+        workspace_id: Uuid,
+        run_id: Uuid,
+    ) -> Result<RunWithData, DbError> {
+        sqlx::query_as::<_, RunWithData>(concat!(
+            "SELECT ",
+            run_columns!(),
+            ", ",
+            data_columns!(),
             " FROM runs WHERE workspace_id = $1 AND id = $2"
         ))
         .bind(workspace_id)

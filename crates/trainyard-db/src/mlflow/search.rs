@@ -8,7 +8,7 @@ use trainyard_core::mlflow::search::{OrderKey, RunAttribute, RunClause, RunSubje
 use trainyard_core::mlflow::RUN_NAME_TAG;
 use uuid::Uuid;
 
-use super::runs::{run_columns, TrackedRun};
+use super::runs::{data_columns, in_default_experiment, run_columns, RunWithData};
 use crate::{Db, DbError};
 
 /// Which runs a search sees, by MLflow's lifecycle stage.
@@ -59,7 +59,7 @@ impl Db {
         &self,
         workspace_id: Uuid,
         search: &RunSearch,
-    ) -> Result<Vec<TrackedRun>, DbError> {
+    ) -> Result<Vec<RunWithData>, DbError> {
         match search.order.split_first() {
             Some((first, rest)) => match &first.subject {
                 RunSubject::Metric(key) => {
@@ -86,15 +86,19 @@ impl Db {
         key: &str,
         ascending: bool,
         rest: &[OrderKey<RunSubject>],
-    ) -> Result<Vec<TrackedRun>, DbError> {
+    ) -> Result<Vec<RunWithData>, DbError> {
         let wanted = search.offset + search.limit;
         let window = (wanted * METRIC_WINDOW_FACTOR).max(MIN_METRIC_WINDOW);
-        let mut query = QueryBuilder::new(
-            "SELECT runs.* FROM (SELECT run_id, latest_value FROM metrics
-                    WHERE kind = 'scalar' AND latest_value IS NOT NULL AND name = ",
-        );
+        let mut query = QueryBuilder::new(concat!(
+            "SELECT runs.*, ",
+            in_default_experiment!(),
+            ", ",
+            data_columns!(),
+            " FROM (SELECT run_id, latest_value FROM metrics
+                    WHERE kind = 'scalar' AND latest_value IS NOT NULL AND name = "
+        ));
         query.push_bind(key.to_string());
-        // The index holds values ascending with no nulls: these directions read it as is.
+        // The index holds values ascending: these directions read it as is.
         let direction = if ascending { " ASC" } else { " DESC" };
         query.push(" ORDER BY latest_value");
         query.push(direction);
@@ -104,9 +108,11 @@ impl Db {
         // conditions checked: OFFSET 0 keeps them out of the lookup, where
         // statistics that lag behind runs just created could pick another
         // index (the experiment's) and scan every run of it per value.
-        query.push(" ROWS WITH TIES) AS m CROSS JOIN LATERAL (SELECT ");
-        query.push(run_columns!());
-        query.push(" FROM runs WHERE runs.id = m.run_id OFFSET 0) AS runs WHERE ");
+        query.push(concat!(
+            " ROWS WITH TIES) AS m CROSS JOIN LATERAL (SELECT ",
+            crate::runs::columns!(),
+            ", deleted_at FROM runs WHERE runs.id = m.run_id OFFSET 0) AS runs WHERE "
+        ));
         push_conditions(&mut query, workspace_id, search);
         query.push(" ORDER BY m.latest_value");
         query.push(direction);
@@ -116,13 +122,18 @@ impl Db {
         query.push_bind(wanted);
         // Without full sorts the only plan left reads the window in index
         // order and stops once the page is full; statistics that lag behind
-        // runs just logged would otherwise pick reading every value and sorting.
+        // runs just logged would otherwise pick reading every value and
+        // sorting. That plan holds whatever the values bound, so it is made
+        // once per connection: a search is not planned again each time.
         let mut tx = self.pool().begin().await?;
-        sqlx::query("SET LOCAL enable_sort = off")
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "SELECT set_config('enable_sort', 'off', true),
+                    set_config('plan_cache_mode', 'force_generic_plan', true)",
+        )
+        .execute(&mut *tx)
+        .await?;
         let found = query
-            .build_query_as::<TrackedRun>()
+            .build_query_as::<RunWithData>()
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -137,10 +148,14 @@ impl Db {
         &self,
         workspace_id: Uuid,
         search: &RunSearch,
-    ) -> Result<Vec<TrackedRun>, DbError> {
-        let mut query = QueryBuilder::new("SELECT ");
-        query.push(run_columns!());
-        query.push(" FROM runs WHERE ");
+    ) -> Result<Vec<RunWithData>, DbError> {
+        let mut query = QueryBuilder::new(concat!(
+            "SELECT ",
+            run_columns!(),
+            ", ",
+            data_columns!(),
+            " FROM runs WHERE "
+        ));
         push_conditions(&mut query, workspace_id, search);
         query.push(" ORDER BY ");
         push_order(&mut query, &search.order);
@@ -149,7 +164,7 @@ impl Db {
         query.push(" LIMIT ");
         query.push_bind(search.limit);
         Ok(query
-            .build_query_as::<TrackedRun>()
+            .build_query_as::<RunWithData>()
             .fetch_all(self.pool())
             .await?)
     }
