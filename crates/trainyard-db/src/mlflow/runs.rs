@@ -64,13 +64,16 @@ fn float_from_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D:
 
 /// The columns of [`RunWithData`] beyond [`TrackedRun`]'s, for queries
 /// `FROM runs`. A query that sorts and limits evaluates them for the rows
-/// it returns only.
+/// it returns only. The metrics are filtered in the aggregate, not in the
+/// scan: a scan condition that implies the partial index on metric values
+/// lets statistics that lag behind new runs pick a scan of that whole index
+/// for each run.
 macro_rules! data_columns {
     () => {
         "(SELECT coalesce(json_agg(json_build_array(
-                    m.name, m.latest_value::text, m.latest_at, m.latest_step)), '[]')
-            FROM metrics m
-           WHERE m.run_id = runs.id AND m.kind = 'scalar' AND m.latest_value IS NOT NULL)
+                    m.name, m.latest_value::text, m.latest_at, m.latest_step))
+                    FILTER (WHERE m.latest_value IS NOT NULL), '[]')
+            FROM metrics m WHERE m.run_id = runs.id AND m.kind = 'scalar')
            AS latest_metrics,
          (SELECT coalesce(json_agg(json_build_array(io.direction, io.key, io.body)
                     ORDER BY io.at, io.key), '[]')
