@@ -572,6 +572,7 @@ async fn metric_order_pages_through_runs_with_and_without_the_metric() {
     let (app, token) = setup().await;
     let mut with_metric = Vec::new();
     let mut without = Vec::new();
+    let mut acc_of = std::collections::HashMap::new();
     for i in 0..8 {
         let (_, body) = post(
             &app,
@@ -585,6 +586,10 @@ async fn metric_order_pages_through_runs_with_and_without_the_metric() {
             let metric =
                 json!({ "run_id": run, "key": "acc", "value": i as f64 / 10.0, "timestamp": 0 });
             post(&app, &token, "runs/log-metric", metric).await;
+            acc_of.insert(
+                run.clone(),
+                json!([{ "key": "acc", "value": i as f64 / 10.0, "timestamp": 0, "step": 0 }]),
+            );
             with_metric.push(run);
         } else {
             without.push(run);
@@ -615,6 +620,15 @@ async fn metric_order_pages_through_runs_with_and_without_the_metric() {
             }
             let (status, found) = post(&app, &token, "runs/search", body).await;
             assert_eq!(status, StatusCode::OK, "{found}");
+            // Every run of every page comes with its own metrics.
+            for run in found["runs"].as_array().unwrap() {
+                let id = run["info"]["run_id"].as_str().unwrap();
+                let metrics = &run["data"]["metrics"];
+                match acc_of.get(id) {
+                    Some(acc) => assert_eq!(metrics, acc, "{run}"),
+                    None => assert!(metrics.is_null(), "{run}"),
+                }
+            }
             seen.extend(
                 found["runs"]
                     .as_array()

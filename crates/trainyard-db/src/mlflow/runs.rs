@@ -41,6 +41,13 @@ pub struct RunWithData {
     pub run_io: Json<Vec<RunIo>>,
 }
 
+/// What [`RunWithData`] adds to a run found already.
+#[derive(Debug, FromRow)]
+struct RunData {
+    latest_metrics: Json<Vec<LatestPoint>>,
+    run_io: Json<Vec<RunIo>>,
+}
+
 /// The latest point of a run's scalar metric, read as a `[key, value as
 /// text, time, step]` array (text keeps NaN and infinities, which JSON
 /// numbers cannot hold).
@@ -63,8 +70,7 @@ fn float_from_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D:
 }
 
 /// The columns of [`RunWithData`] beyond [`TrackedRun`]'s, for queries
-/// `FROM runs`. A query that sorts and limits evaluates them for the rows
-/// it returns only. The metrics are filtered in the aggregate, not in the
+/// whose rows have the run's `runs.id`. The metrics are filtered in the aggregate, not in the
 /// scan: a scan condition that implies the partial index on metric values
 /// lets statistics that lag behind new runs pick a scan of that whole index
 /// for each run.
@@ -100,7 +106,7 @@ macro_rules! in_default_experiment {
     };
 }
 
-pub(super) use {data_columns, in_default_experiment, run_columns};
+pub(super) use {in_default_experiment, run_columns};
 
 /// What runs/update changes; absent fields stay as they are.
 #[derive(Debug, Clone, Default)]
@@ -222,6 +228,32 @@ impl Db {
         .fetch_optional(self.pool())
         .await?
         .ok_or(DbError::NotFound("run"))
+    }
+
+    /// Runs found already, with their metrics' latest points and their
+    /// inputs and outputs, in the same order.
+    pub(super) async fn mlflow_runs_with_data(
+        &self,
+        runs: Vec<TrackedRun>,
+    ) -> Result<Vec<RunWithData>, DbError> {
+        let ids: Vec<Uuid> = runs.iter().map(|r| r.run.id).collect();
+        let data = sqlx::query_as::<_, RunData>(concat!(
+            "SELECT ",
+            data_columns!(),
+            " FROM UNNEST($1::uuid[]) WITH ORDINALITY AS runs(id, position) ORDER BY position"
+        ))
+        .bind(&ids)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(runs
+            .into_iter()
+            .zip(data)
+            .map(|(tracked, data)| RunWithData {
+                tracked,
+                latest_metrics: data.latest_metrics,
+                run_io: data.run_io,
+            })
+            .collect())
     }
 
     /// Whether a run of the workspace exists and is not deleted, so it may be written to.

@@ -8,7 +8,7 @@ use trainyard_core::mlflow::search::{OrderKey, RunAttribute, RunClause, RunSubje
 use trainyard_core::mlflow::RUN_NAME_TAG;
 use uuid::Uuid;
 
-use super::runs::{data_columns, in_default_experiment, run_columns, RunWithData};
+use super::runs::{in_default_experiment, run_columns, RunWithData, TrackedRun};
 use crate::{Db, DbError};
 
 /// Which runs a search sees, by MLflow's lifecycle stage.
@@ -60,16 +60,18 @@ impl Db {
         workspace_id: Uuid,
         search: &RunSearch,
     ) -> Result<Vec<RunWithData>, DbError> {
-        match search.order.split_first() {
+        let page = match search.order.split_first() {
             Some((first, rest)) => match &first.subject {
                 RunSubject::Metric(key) => {
                     self.search_by_metric(workspace_id, search, key, first.ascending, rest)
-                        .await
+                        .await?
                 }
-                _ => self.search_runs_page(workspace_id, search).await,
+                _ => self.search_runs_page(workspace_id, search).await?,
             },
-            None => self.search_runs_page(workspace_id, search).await,
-        }
+            None => self.search_runs_page(workspace_id, search).await?,
+        };
+        // Read for the page's runs only, not for those a deep page skips.
+        self.mlflow_runs_with_data(page).await
     }
 
     /// Sorted by a metric first (MLflow's usual search): the runs are read
@@ -86,14 +88,12 @@ impl Db {
         key: &str,
         ascending: bool,
         rest: &[OrderKey<RunSubject>],
-    ) -> Result<Vec<RunWithData>, DbError> {
+    ) -> Result<Vec<TrackedRun>, DbError> {
         let wanted = search.offset + search.limit;
         let window = (wanted * METRIC_WINDOW_FACTOR).max(MIN_METRIC_WINDOW);
         let mut query = QueryBuilder::new(concat!(
             "SELECT runs.*, ",
             in_default_experiment!(),
-            ", ",
-            data_columns!(),
             " FROM (SELECT run_id, latest_value FROM metrics
                     WHERE kind = 'scalar' AND latest_value IS NOT NULL AND name = "
         ));
@@ -133,7 +133,7 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         let found = query
-            .build_query_as::<RunWithData>()
+            .build_query_as::<TrackedRun>()
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -148,14 +148,8 @@ impl Db {
         &self,
         workspace_id: Uuid,
         search: &RunSearch,
-    ) -> Result<Vec<RunWithData>, DbError> {
-        let mut query = QueryBuilder::new(concat!(
-            "SELECT ",
-            run_columns!(),
-            ", ",
-            data_columns!(),
-            " FROM runs WHERE "
-        ));
+    ) -> Result<Vec<TrackedRun>, DbError> {
+        let mut query = QueryBuilder::new(concat!("SELECT ", run_columns!(), " FROM runs WHERE "));
         push_conditions(&mut query, workspace_id, search);
         query.push(" ORDER BY ");
         push_order(&mut query, &search.order);
@@ -164,7 +158,7 @@ impl Db {
         query.push(" LIMIT ");
         query.push_bind(search.limit);
         Ok(query
-            .build_query_as::<RunWithData>()
+            .build_query_as::<TrackedRun>()
             .fetch_all(self.pool())
             .await?)
     }
