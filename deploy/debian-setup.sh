@@ -10,7 +10,10 @@ packages=(postgresql docker.io busybox-static debootstrap ca-certificates curl j
 
 missing=()
 for package in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+    # Read whole before matching: under pipefail, `| grep -q` can fail a
+    # match when grep exits before the writer is done.
+    status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+    [[ "$status" == *"install ok installed"* ]] || missing+=("$package")
 done
 
 as_root() {

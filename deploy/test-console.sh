@@ -22,11 +22,20 @@ if [ "${TRAINYARD_CONSOLE_BUILT:-}" != 1 ]; then
     cargo build --locked -p trainyard
 fi
 
+# Whether the package index offers chromium. The output is read whole before
+# matching: under pipefail, `apt-cache … | grep -q` fails now and then when
+# grep exits before apt-cache has written everything.
+chromium_offered() {
+    local policy
+    policy=$(apt-cache policy chromium 2>/dev/null || true)
+    [[ "$policy" =~ Candidate:\ [0-9] ]]
+}
+
 if ! command -v chromium >/dev/null; then
-    if ! apt-cache policy chromium 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    if ! chromium_offered; then
         as_root apt-get update -q
     fi
-    if ! apt-cache policy chromium 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    if ! chromium_offered; then
         echo "SKIPPED: console tests: this system's packages have no chromium"
         exit 0
     fi
