@@ -27,13 +27,12 @@ pub struct TrackedRun {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
-/// A run with what MLflow shows beside it, read in the same query: the
-/// latest point of each of its scalar metrics and its declared inputs and
-/// outputs (runs/get, runs/search).
-#[derive(Debug, Clone, FromRow)]
+/// A run with what MLflow shows beside it: the latest point of each of its
+/// scalar metrics and its declared inputs and outputs (runs/get,
+/// runs/search).
+#[derive(Debug, Clone)]
 pub struct RunWithData {
     /// The run.
-    #[sqlx(flatten)]
     pub tracked: TrackedRun,
     /// Its scalar metrics' latest points, in no particular order.
     pub latest_metrics: Json<Vec<LatestPoint>>,
@@ -69,8 +68,8 @@ fn float_from_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D:
     text.parse().map_err(serde::de::Error::custom)
 }
 
-/// The columns of [`RunWithData`] beyond [`TrackedRun`]'s, for queries
-/// whose rows have the run's `runs.id`. The metrics are filtered in the aggregate, not in the
+/// The columns of [`RunData`], for queries whose rows have the run's
+/// `runs.id`. The metrics are filtered in the aggregate, not in the
 /// scan: a scan condition that implies the partial index on metric values
 /// lets statistics that lag behind new runs pick a scan of that whole index
 /// for each run.
@@ -216,18 +215,9 @@ impl Db {
         workspace_id: Uuid,
         run_id: Uuid,
     ) -> Result<RunWithData, DbError> {
-        sqlx::query_as::<_, RunWithData>(concat!(
-            "SELECT ",
-            run_columns!(),
-            ", ",
-            data_columns!(),
-            " FROM runs WHERE workspace_id = $1 AND id = $2"
-        ))
-        .bind(workspace_id)
-        .bind(run_id)
-        .fetch_optional(self.pool())
-        .await?
-        .ok_or(DbError::NotFound("run"))
+        let run = self.mlflow_run(workspace_id, run_id).await?;
+        let mut found = self.mlflow_runs_with_data(vec![run]).await?;
+        found.pop().ok_or(DbError::NotFound("run"))
     }
 
     /// Runs found already, with their metrics' latest points and their
