@@ -3,7 +3,6 @@
 //! properties, which never change once logged) and tags.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer};
 use sqlx::types::Json;
 use sqlx::{FromRow, Postgres, Transaction};
 use std::collections::BTreeMap;
@@ -35,55 +34,57 @@ pub struct RunWithData {
     /// The run.
     pub tracked: TrackedRun,
     /// Its scalar metrics' latest points, in no particular order.
-    pub latest_metrics: Json<Vec<LatestPoint>>,
+    pub latest_metrics: Vec<LatestPoint>,
     /// Its inputs and outputs, in the order they were declared.
     pub run_io: Json<Vec<RunIo>>,
 }
 
-/// What [`RunWithData`] adds to a run found already.
+/// What [`RunWithData`] adds to a run found already. The latest points come
+/// as arrays of PostgreSQL's own types: no number or time is written out as
+/// text on one side and parsed on the other, and NaN and infinities pass as
+/// they are.
 #[derive(Debug, FromRow)]
 struct RunData {
-    latest_metrics: Json<Vec<LatestPoint>>,
+    metric_keys: Vec<String>,
+    metric_values: Vec<f64>,
+    metric_ats: Vec<Option<DateTime<Utc>>>,
+    metric_steps: Vec<Option<i64>>,
     run_io: Json<Vec<RunIo>>,
 }
 
-/// The latest point of a run's scalar metric, read as a `[key, value as
-/// text, time, step]` array (text keeps NaN and infinities, which JSON
-/// numbers cannot hold).
-#[derive(Debug, Clone, Deserialize)]
+impl RunData {
+    fn with(self, tracked: TrackedRun) -> RunWithData {
+        let latest_metrics = self
+            .metric_keys
+            .into_iter()
+            .zip(self.metric_values)
+            .zip(self.metric_ats.into_iter().zip(self.metric_steps))
+            .map(|((key, value), (at, step))| LatestPoint {
+                key,
+                value,
+                at,
+                step,
+            })
+            .collect();
+        RunWithData {
+            tracked,
+            latest_metrics,
+            run_io: self.run_io,
+        }
+    }
+}
+
+/// The latest point of a run's scalar metric.
+#[derive(Debug, Clone)]
 pub struct LatestPoint {
     /// The metric's key.
     pub key: String,
     /// Its latest value.
-    #[serde(deserialize_with = "float_from_text")]
     pub value: f64,
     /// When that value was logged.
     pub at: Option<DateTime<Utc>>,
     /// Its step.
     pub step: Option<i64>,
-}
-
-fn float_from_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
-    let text = <&str>::deserialize(deserializer)?;
-    text.parse().map_err(serde::de::Error::custom)
-}
-
-/// The columns of [`RunData`], for queries whose rows have the run's
-/// `runs.id`. The metrics are filtered in the aggregate, not in the
-/// scan: a scan condition that implies the partial index on metric values
-/// lets statistics that lag behind new runs pick a scan of that whole index
-/// for each run.
-macro_rules! data_columns {
-    () => {
-        "(SELECT coalesce(json_agg(json_build_array(
-                    m.name, m.latest_value::text, m.latest_at, m.latest_step))
-                    FILTER (WHERE m.latest_value IS NOT NULL), '[]')
-            FROM metrics m WHERE m.run_id = runs.id AND m.kind = 'scalar')
-           AS latest_metrics,
-         (SELECT coalesce(json_agg(json_build_array(io.direction, io.key, io.body)
-                    ORDER BY io.at, io.key), '[]')
-            FROM mlflow_run_io io WHERE io.run_id = runs.id) AS run_io"
-    };
 }
 
 /// The columns of [`TrackedRun`], for queries `FROM runs`.
@@ -216,34 +217,8 @@ impl Db {
         run_id: Uuid,
     ) -> Result<RunWithData, DbError> {
         let run = self.mlflow_run(workspace_id, run_id).await?;
-        let mut found = self.mlflow_runs_with_data(vec![run]).await?;
+        let mut found = runs_with_data(self.pool(), vec![run]).await?;
         found.pop().ok_or(DbError::NotFound("run"))
-    }
-
-    /// Runs found already, with their metrics' latest points and their
-    /// inputs and outputs, in the same order.
-    pub(super) async fn mlflow_runs_with_data(
-        &self,
-        runs: Vec<TrackedRun>,
-    ) -> Result<Vec<RunWithData>, DbError> {
-        let ids: Vec<Uuid> = runs.iter().map(|r| r.run.id).collect();
-        let data = sqlx::query_as::<_, RunData>(concat!(
-            "SELECT ",
-            data_columns!(),
-            " FROM UNNEST($1::uuid[]) WITH ORDINALITY AS runs(id, position) ORDER BY position"
-        ))
-        .bind(&ids)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(runs
-            .into_iter()
-            .zip(data)
-            .map(|(tracked, data)| RunWithData {
-                tracked,
-                latest_metrics: data.latest_metrics,
-                run_io: data.run_io,
-            })
-            .collect())
     }
 
     /// Whether a run of the workspace exists and is not deleted, so it may be written to.
@@ -437,4 +412,42 @@ async fn set_tracked_status(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Runs found already, with their metrics' latest points and their inputs
+/// and outputs, in the same order. The metrics are filtered in the
+/// aggregate, not in the scan: a scan condition that implies the partial
+/// index on metric values lets statistics that lag behind new runs pick a
+/// scan of that whole index for each run.
+pub(super) async fn runs_with_data(
+    db: impl sqlx::PgExecutor<'_>,
+    runs: Vec<TrackedRun>,
+) -> Result<Vec<RunWithData>, DbError> {
+    let ids: Vec<Uuid> = runs.iter().map(|r| r.run.id).collect();
+    let data = sqlx::query_as::<_, RunData>(
+        "SELECT latest.*,
+                (SELECT coalesce(json_agg(json_build_array(io.direction, io.key, io.body)
+                            ORDER BY io.at, io.key), '[]')
+                   FROM mlflow_run_io io WHERE io.run_id = runs.id) AS run_io
+           FROM UNNEST($1::uuid[]) WITH ORDINALITY AS runs(id, position)
+          CROSS JOIN LATERAL (SELECT
+                coalesce(array_agg(m.name) FILTER (WHERE m.latest_value IS NOT NULL), '{}')
+                    AS metric_keys,
+                coalesce(array_agg(m.latest_value) FILTER (WHERE m.latest_value IS NOT NULL), '{}')
+                    AS metric_values,
+                coalesce(array_agg(m.latest_at) FILTER (WHERE m.latest_value IS NOT NULL), '{}')
+                    AS metric_ats,
+                coalesce(array_agg(m.latest_step) FILTER (WHERE m.latest_value IS NOT NULL), '{}')
+                    AS metric_steps
+                FROM metrics m WHERE m.run_id = runs.id AND m.kind = 'scalar') AS latest
+          ORDER BY runs.position",
+    )
+    .bind(&ids)
+    .fetch_all(db)
+    .await?;
+    Ok(runs
+        .into_iter()
+        .zip(data)
+        .map(|(tracked, data)| data.with(tracked))
+        .collect())
 }

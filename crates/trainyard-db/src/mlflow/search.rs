@@ -8,7 +8,7 @@ use trainyard_core::mlflow::search::{OrderKey, RunAttribute, RunClause, RunSubje
 use trainyard_core::mlflow::RUN_NAME_TAG;
 use uuid::Uuid;
 
-use super::runs::{in_default_experiment, run_columns, RunWithData, TrackedRun};
+use super::runs::{in_default_experiment, run_columns, runs_with_data, RunWithData, TrackedRun};
 use crate::{Db, DbError};
 
 /// Which runs a search sees, by MLflow's lifecycle stage.
@@ -54,24 +54,25 @@ const METRIC_WINDOW_FACTOR: i64 = 10;
 const MIN_METRIC_WINDOW: i64 = 1000;
 
 impl Db {
-    /// One page of the runs a search selects, in its order.
+    /// One page of the runs a search selects, in its order, with their data
+    /// (read for the page's runs only, not for those a deep page skips).
     pub async fn mlflow_search_runs(
         &self,
         workspace_id: Uuid,
         search: &RunSearch,
     ) -> Result<Vec<RunWithData>, DbError> {
-        let page = match search.order.split_first() {
-            Some((first, rest)) => match &first.subject {
-                RunSubject::Metric(key) => {
-                    self.search_by_metric(workspace_id, search, key, first.ascending, rest)
-                        .await?
+        if let Some((first, rest)) = search.order.split_first() {
+            if let RunSubject::Metric(key) = &first.subject {
+                let found = self
+                    .search_by_metric(workspace_id, search, key, first.ascending, rest)
+                    .await?;
+                if let Some(found) = found {
+                    return Ok(found);
                 }
-                _ => self.search_runs_page(workspace_id, search).await?,
-            },
-            None => self.search_runs_page(workspace_id, search).await?,
-        };
-        // Read for the page's runs only, not for those a deep page skips.
-        self.mlflow_runs_with_data(page).await
+            }
+        }
+        let page = self.search_runs_page(workspace_id, search).await?;
+        runs_with_data(self.pool(), page).await
     }
 
     /// Sorted by a metric first (MLflow's usual search): the runs are read
@@ -79,8 +80,8 @@ impl Db {
     /// among a bounded number of its best values (ties included), which
     /// fills the page whenever matching runs are not rare. The plan does
     /// not depend on PostgreSQL's statistics, which lag behind runs just
-    /// logged. When that window holds too few matches, the general query
-    /// answers instead.
+    /// logged. When that window holds too few matches, `None`: the general
+    /// query answers instead.
     async fn search_by_metric(
         &self,
         workspace_id: Uuid,
@@ -88,7 +89,7 @@ impl Db {
         key: &str,
         ascending: bool,
         rest: &[OrderKey<RunSubject>],
-    ) -> Result<Vec<TrackedRun>, DbError> {
+    ) -> Result<Option<Vec<RunWithData>>, DbError> {
         let wanted = search.offset + search.limit;
         let window = (wanted * METRIC_WINDOW_FACTOR).max(MIN_METRIC_WINDOW);
         let mut query = QueryBuilder::new(concat!(
@@ -125,22 +126,27 @@ impl Db {
         // runs just logged would otherwise pick reading every value and
         // sorting. That plan holds whatever the values bound, so it is made
         // once per connection: a search is not planned again each time.
-        let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "SELECT set_config('enable_sort', 'off', true),
-                    set_config('plan_cache_mode', 'force_generic_plan', true)",
-        )
-        .execute(&mut *tx)
-        .await?;
+        // Each run is looked up once, so caching lookups (memoize) is only
+        // overhead. The settings travel with BEGIN: no round trip of their own.
+        let mut tx = self
+            .pool()
+            .begin_with(
+                "BEGIN; SET LOCAL enable_sort = off; SET LOCAL enable_memoize = off;
+                 SET LOCAL plan_cache_mode = force_generic_plan",
+            )
+            .await?;
         let found = query
             .build_query_as::<TrackedRun>()
             .fetch_all(&mut *tx)
             .await?;
-        tx.commit().await?;
         if (found.len() as i64) < wanted {
-            return self.search_runs_page(workspace_id, search).await;
+            tx.commit().await?;
+            return Ok(None);
         }
-        Ok(found.into_iter().skip(search.offset as usize).collect())
+        let page = found.into_iter().skip(search.offset as usize).collect();
+        let page = runs_with_data(&mut *tx, page).await?;
+        tx.commit().await?;
+        Ok(Some(page))
     }
 
     /// One page in the search's order, planned by PostgreSQL.
