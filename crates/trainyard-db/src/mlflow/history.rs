@@ -65,11 +65,31 @@ impl Db {
         let (mut sender, receiver) = futures::channel::mpsc::channel(2);
         let db = self.clone();
         tokio::spawn(async move {
+            // The metric's index gives the points in step order, so rows
+            // flow from the first one while the few points of a step are
+            // sorted on the way. Statistics that lag behind points just
+            // logged would otherwise pick reading them all and sorting them
+            // before the first row (on disk, beyond `work_mem`), and a
+            // large estimate would add JIT compilation to a plain scan.
+            let mut tx = match db
+                .pool()
+                .begin_with(
+                    "BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off;
+                     SET LOCAL jit = off",
+                )
+                .await
+            {
+                Ok(tx) => tx,
+                Err(err) => {
+                    let _ = sender.send(Err(err.into())).await;
+                    return;
+                }
+            };
             let mut rows = sqlx::query_as::<_, (i64, DateTime<Utc>, f64)>(
                 "SELECT step, at, value FROM metric_points WHERE metric_id = $1 ORDER BY step, at, value",
             )
             .bind(id)
-            .fetch(db.pool());
+            .fetch(&mut *tx);
             let mut chunk = Vec::with_capacity(STREAM_CHUNK);
             loop {
                 let next = rows.next().await;
