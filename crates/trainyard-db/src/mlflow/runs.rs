@@ -46,7 +46,7 @@ pub struct RunWithData {
 #[derive(Debug, FromRow)]
 struct RunData {
     metric_keys: Vec<String>,
-    metric_values: Vec<f64>,
+    metric_values: Vec<Option<f64>>,
     metric_ats: Vec<Option<DateTime<Utc>>>,
     metric_steps: Vec<Option<i64>>,
     run_io: Json<Vec<RunIo>>,
@@ -59,11 +59,13 @@ impl RunData {
             .into_iter()
             .zip(self.metric_values)
             .zip(self.metric_ats.into_iter().zip(self.metric_steps))
-            .map(|((key, value), (at, step))| LatestPoint {
-                key,
-                value,
-                at,
-                step,
+            .filter_map(|((key, value), (at, step))| {
+                Some(LatestPoint {
+                    key,
+                    value: value?,
+                    at,
+                    step,
+                })
             })
             .collect();
         RunWithData {
@@ -415,10 +417,10 @@ async fn set_tracked_status(
 }
 
 /// Runs found already, with their metrics' latest points and their inputs
-/// and outputs, in the same order. The metrics are filtered in the
-/// aggregate, not in the scan: a scan condition that implies the partial
-/// index on metric values lets statistics that lag behind new runs pick a
-/// scan of that whole index for each run.
+/// and outputs, in the same order. Metrics without a latest value are
+/// skipped when the rows are read, not in the scan: a scan condition that
+/// implies the partial index on metric values lets statistics that lag
+/// behind new runs pick a scan of that whole index for each run.
 pub(super) async fn runs_with_data(
     db: impl sqlx::PgExecutor<'_>,
     runs: Vec<TrackedRun>,
@@ -430,15 +432,10 @@ pub(super) async fn runs_with_data(
                             ORDER BY io.at, io.key), '[]')
                    FROM mlflow_run_io io WHERE io.run_id = runs.id) AS run_io
            FROM UNNEST($1::uuid[]) WITH ORDINALITY AS runs(id, position)
-          CROSS JOIN LATERAL (SELECT
-                coalesce(array_agg(m.name) FILTER (WHERE m.latest_value IS NOT NULL), '{}')
-                    AS metric_keys,
-                coalesce(array_agg(m.latest_value) FILTER (WHERE m.latest_value IS NOT NULL), '{}')
-                    AS metric_values,
-                coalesce(array_agg(m.latest_at) FILTER (WHERE m.latest_value IS NOT NULL), '{}')
-                    AS metric_ats,
-                coalesce(array_agg(m.latest_step) FILTER (WHERE m.latest_value IS NOT NULL), '{}')
-                    AS metric_steps
+          CROSS JOIN LATERAL (SELECT coalesce(array_agg(m.name), '{}') AS metric_keys,
+                coalesce(array_agg(m.latest_value), '{}') AS metric_values,
+                coalesce(array_agg(m.latest_at), '{}') AS metric_ats,
+                coalesce(array_agg(m.latest_step), '{}') AS metric_steps
                 FROM metrics m WHERE m.run_id = runs.id AND m.kind = 'scalar') AS latest
           ORDER BY runs.position",
     )
