@@ -71,6 +71,7 @@ impl Db {
             // logged would otherwise pick reading them all and sorting them
             // before the first row (on disk, beyond `work_mem`), and a
             // large estimate would add JIT compilation to a plain scan.
+            // The transaction only reads: dropping it at the end ends it.
             let mut tx = match db
                 .pool()
                 .begin_with(
