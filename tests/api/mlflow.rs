@@ -644,3 +644,103 @@ async fn metric_order_pages_through_runs_with_and_without_the_metric() {
         assert_eq!(seen, expected, "{order}");
     }
 }
+
+#[tokio::test]
+async fn runs_created_together_each_land_where_asked_and_fail_alone() {
+    let (app, token) = setup().await;
+    app.workspace("other").await;
+    let other_token = app.token("other", "contributor").await;
+    let experiment = |token: &str, name: &str| {
+        let (app, token, name) = (&app, token.to_string(), name.to_string());
+        async move {
+            let (_, created) =
+                post(app, &token, "experiments/create", json!({ "name": name })).await;
+            created["experiment_id"].as_str().unwrap().to_string()
+        }
+    };
+    let active = experiment(&token, "active").await;
+    let deleted = experiment(&token, "deleted").await;
+    let elsewhere = experiment(&other_token, "elsewhere").await;
+    post(
+        &app,
+        &token,
+        "experiments/delete",
+        json!({ "experiment_id": deleted }),
+    )
+    .await;
+
+    // (token, experiment asked for, what the answer must be), all sent at once;
+    // `Default` does not exist yet in either workspace.
+    let mut asks = Vec::new();
+    for _ in 0..10 {
+        asks.push((&token, active.as_str(), "ok"));
+        asks.push((&token, "0", "ok"));
+    }
+    for _ in 0..4 {
+        asks.push((&token, deleted.as_str(), "INVALID_PARAMETER_VALUE"));
+        asks.push((&token, elsewhere.as_str(), "RESOURCE_DOES_NOT_EXIST"));
+    }
+    asks.push((&other_token, elsewhere.as_str(), "ok"));
+    asks.push((&other_token, "0", "ok"));
+    let answers = futures::future::join_all(asks.iter().enumerate().map(
+        |(i, (token, experiment_id, _))| {
+            let body = json!({
+                "experiment_id": experiment_id,
+                "run_name": format!("run-{i}"),
+                "tags": [{ "key": "ask", "value": i.to_string() }],
+            });
+            post(&app, token, "runs/create", body)
+        },
+    ))
+    .await;
+    for (i, ((token, experiment_id, expected), answer)) in asks.iter().zip(&answers).enumerate() {
+        if *expected != "ok" {
+            let status = match *expected {
+                "INVALID_PARAMETER_VALUE" => StatusCode::BAD_REQUEST,
+                _ => StatusCode::NOT_FOUND,
+            };
+            assert_error(answer, status, expected);
+            continue;
+        }
+        let (status, body) = answer;
+        assert_eq!(*status, StatusCode::OK, "ask {i}: {body}");
+        let run = &body["run"];
+        assert_eq!(
+            run["info"]["experiment_id"], *experiment_id,
+            "ask {i}: {body}"
+        );
+        assert_eq!(run["info"]["run_name"], format!("run-{i}"), "{body}");
+        let tags = run["data"]["tags"].as_array().unwrap();
+        let ask = i.to_string();
+        assert!(
+            tags.iter()
+                .any(|t| t["key"] == "ask" && t["value"] == ask.as_str()),
+            "ask {i}: {body}"
+        );
+        // What the answer says is what was stored.
+        let id = run["info"]["run_id"].as_str().unwrap();
+        let (_, got) = get(&app, token, &format!("runs/get?run_id={id}")).await;
+        assert_eq!(got["run"]["info"], run["info"], "ask {i}");
+    }
+    let count = |token: &str, experiment_id: &str| {
+        let (app, token, body) = (
+            &app,
+            token.to_string(),
+            json!({ "experiment_ids": [experiment_id] }),
+        );
+        async move {
+            let (_, found) = post(app, &token, "runs/search", body).await;
+            found["runs"].as_array().map_or(0, Vec::len)
+        }
+    };
+    assert_eq!(count(&token, &active).await, 10);
+    assert_eq!(count(&token, "0").await, 10);
+    let in_deleted: i64 = sqlx::query_scalar("SELECT count(*) FROM runs WHERE experiment_id = $1")
+        .bind(Uuid::parse_str(&deleted).unwrap())
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(in_deleted, 0);
+    assert_eq!(count(&other_token, &elsewhere).await, 1);
+    assert_eq!(count(&other_token, "0").await, 1);
+}

@@ -51,9 +51,9 @@ pub enum DbError {
     /// A database failure of a write shared by several requests.
     #[error("database error: {0}")]
     Shared(std::sync::Arc<sqlx::Error>),
-    /// The task writing metrics ended before answering (the server is
-    /// shutting down).
-    #[error("the metric writer stopped before storing the batch")]
+    /// The task writing a group of requests (metric batches, created runs)
+    /// ended before answering (the server is shutting down).
+    #[error("the writer stopped before storing the request")]
     WriterStopped,
     /// A migration could not be applied.
     #[error("migration failed: {0}")]

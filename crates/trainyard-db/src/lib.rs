@@ -45,6 +45,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations"
 pub struct Db {
     pool: PgPool,
     metric_queue: Arc<metrics::MetricQueue>,
+    run_creates: Arc<mlflow::CreateQueue>,
     auth_cache: Arc<auth_cache::AuthCache>,
 }
 
@@ -69,6 +70,7 @@ impl Db {
         Db {
             pool,
             metric_queue: Arc::default(),
+            run_creates: Arc::default(),
             auth_cache: Arc::default(),
         }
     }

@@ -7,7 +7,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use trainyard_core::mlflow::{self as rules, parse_run_status, RUN_NAME_TAG, USER_TAG};
-use trainyard_db::mlflow::{from_millis, RunChange, TrackedRun};
+use trainyard_db::mlflow::{from_millis, NewTrackedRun, RunChange, TrackedRun};
 use trainyard_db::{Db, DbError};
 use uuid::Uuid;
 
@@ -49,8 +49,14 @@ pub(super) async fn create_run(
         .start_time
         .map(from_millis)
         .unwrap_or_else(chrono::Utc::now);
+    let new_run = NewTrackedRun {
+        experiment: experiment_ref(experiment_id)?,
+        name,
+        start,
+        tags,
+    };
     let run = db
-        .mlflow_create_run(workspace_id, experiment_ref(experiment_id)?, &name, start, &tags)
+        .mlflow_create_run(workspace_id, new_run)
         .await
         .map_err(|err| match err {
             DbError::NotFound(_) => MlflowError::not_found(format!("No Experiment with id={experiment_id} exists")),

@@ -6,6 +6,7 @@
 //! rows of Trainyard's model registry. The tables of the `mlflow` migration
 //! hold only what MLflow has and Trainyard did not.
 
+mod create;
 mod experiments;
 mod history;
 mod io;
@@ -16,6 +17,8 @@ mod runs;
 mod search;
 mod uploads;
 
+pub(crate) use create::CreateQueue;
+pub use create::NewTrackedRun;
 pub use experiments::{ExperimentOrder, ExperimentRef};
 pub use history::HistoryPoint;
 pub use io::{IoDirection, RunIo};

@@ -10,7 +10,7 @@ use trainyard_core::mlflow::RUN_NAME_TAG;
 use trainyard_core::RunStatus;
 use uuid::Uuid;
 
-use super::{ExperimentRef, RunIo};
+use super::RunIo;
 use crate::runs::{lock_run_status, record_event, Run};
 use crate::{Db, DbError};
 
@@ -123,76 +123,6 @@ pub struct RunChange {
 }
 
 impl Db {
-    /// Creates a tracked-only run, Running from `start`, in an active
-    /// experiment of the workspace (`Default` is created on first use).
-    pub async fn mlflow_create_run(
-        &self,
-        workspace_id: Uuid,
-        experiment: ExperimentRef,
-        name: &str,
-        start: DateTime<Utc>,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<TrackedRun, DbError> {
-        if let Some(run) = self
-            .insert_tracked_run(workspace_id, experiment, name, start, tags)
-            .await?
-        {
-            return Ok(run);
-        }
-        // No active experiment matched: say why, or create `Default` and retry.
-        let found = self.mlflow_experiment(workspace_id, experiment).await?;
-        if found.archived_at.is_some() {
-            return Err(DbError::Deleted("experiment"));
-        }
-        self.insert_tracked_run(workspace_id, ExperimentRef::Id(found.id), name, start, tags)
-            .await?
-            .ok_or(DbError::NotFound("experiment"))
-    }
-
-    async fn insert_tracked_run(
-        &self,
-        workspace_id: Uuid,
-        experiment: ExperimentRef,
-        name: &str,
-        start: DateTime<Utc>,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<Option<TrackedRun>, DbError> {
-        // One statement: the run and its first event are stored together,
-        // and the experiment is checked on the way.
-        macro_rules! insert {
-            ($experiment:literal) => {
-                concat!(
-                    "WITH created AS (
-                         INSERT INTO runs (id, workspace_id, experiment_id, display_name, status, tags,
-                                           tracked_only, started_at)
-                         SELECT $1, $2, e.id, $4, 'Running', $5, true, $6 FROM experiments e
-                         WHERE e.workspace_id = $2 AND e.archived_at IS NULL AND ",
-                    $experiment,
-                    " RETURNING *),
-                     event AS (
-                         INSERT INTO run_events (run_id, from_status, to_status, reason)
-                         SELECT id, NULL, 'Running', 'created by an MLflow client' FROM created)
-                     SELECT ",
-                    run_columns!(),
-                    " FROM created AS runs"
-                )
-            };
-        }
-        let (sql, id) = match experiment {
-            ExperimentRef::Id(id) => (insert!("e.id = $3"), Some(id)),
-            ExperimentRef::Default => (insert!("e.name = 'Default' AND $3::uuid IS NULL"), None),
-        };
-        Ok(sqlx::query_as::<_, TrackedRun>(sql)
-            .bind(Uuid::now_v7())
-            .bind(workspace_id)
-            .bind(id)
-            .bind(name)
-            .bind(Json(tags))
-            .bind(start)
-            .fetch_optional(self.pool())
-            .await?)
-    }
-
     /// A run of the workspace, deleted or not.
     pub async fn mlflow_run(
         &self,
