@@ -466,6 +466,7 @@ impl<'a> GroupRows<'a> {
             }
             rows.stored.push(pending.points.len() as u64);
         }
+        rows.scalars.sort_by_metric_and_step();
         rows
     }
 
@@ -521,6 +522,23 @@ impl ScalarRows {
 
     fn is_empty(&self) -> bool {
         self.ids.is_empty()
+    }
+
+    /// Puts each metric's points together, in step order (points of one
+    /// step keep their order): clients log every metric of a step before
+    /// the next step, and inserted in that order each point's index entry
+    /// lands on another metric's index page than the last.
+    fn sort_by_metric_and_step(&mut self) {
+        let key = |i: usize| (self.ids[i], self.steps[i]);
+        if (1..self.ids.len()).all(|i| key(i - 1) <= key(i)) {
+            return;
+        }
+        let mut order: Vec<usize> = (0..self.ids.len()).collect();
+        order.sort_by_key(|&i| key(i));
+        self.ids = order.iter().map(|&i| self.ids[i]).collect();
+        self.steps = order.iter().map(|&i| self.steps[i]).collect();
+        self.times = order.iter().map(|&i| self.times[i]).collect();
+        self.values = order.iter().map(|&i| self.values[i]).collect();
     }
 
     fn to_copy(&self) -> PointCopy {
@@ -937,6 +955,26 @@ mod tests {
         assert_eq!(deferred.len(), 1);
         assert_eq!(deferred[0].points[0].kind, MetricKind::List);
         assert_eq!(deferred[0].run_id, run);
+    }
+
+    #[test]
+    fn points_go_metric_by_metric_in_step_order_and_equal_steps_keep_their_order() {
+        let at = Utc::now();
+        let mut rows = ScalarRows::default();
+        // Two metrics logged step by step, metric 2 twice at step 1.
+        for (id, step, value) in [
+            (2, 0, 0.0),
+            (1, 0, 1.0),
+            (2, 1, 2.0),
+            (2, 1, 3.0),
+            (1, 1, 4.0),
+        ] {
+            rows.push(id, step, at, value);
+        }
+        rows.sort_by_metric_and_step();
+        assert_eq!(rows.ids, [1, 1, 2, 2, 2]);
+        assert_eq!(rows.steps, [0, 1, 0, 1, 1]);
+        assert_eq!(rows.values, [1.0, 4.0, 0.0, 2.0, 3.0]);
     }
 
     #[test]
