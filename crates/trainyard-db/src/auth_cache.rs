@@ -8,7 +8,7 @@
 //! so they are kept until the cache is full. Unknown secrets are never kept.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use chrono::Utc;
@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::tokens::Token;
 use crate::workspaces::Workspace;
-use crate::CACHE_TTL;
+use crate::{lock, CACHE_TTL};
 
 /// Entries each map holds at most; beyond, it starts over.
 const MAX_ENTRIES: usize = 10_000;
@@ -31,13 +31,6 @@ pub(crate) struct AuthCache {
 struct Workspaces {
     by_id: HashMap<Uuid, Workspace>,
     by_name: HashMap<String, Workspace>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every change is one insert or removal: a panic leaves the maps consistent.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl AuthCache {

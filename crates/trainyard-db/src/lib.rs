@@ -29,7 +29,7 @@ pub use page::{Cursor, Page};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// How long this server trusts what it read of things another server over
@@ -39,6 +39,15 @@ pub const CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// The schema, from the repository's `migrations/` folder.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// Locks state shared by requests that every change leaves consistent (one
+/// insert, push, pop or flag at a time), so a panic elsewhere while it was
+/// held does not make it unusable.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// A handle on the database, cheap to clone.
 #[derive(Clone, Debug)]

@@ -81,16 +81,11 @@ struct QueueState {
 
 impl MetricQueue {
     fn lock(&self) -> MutexGuard<'_, QueueState> {
-        // The state stays consistent across a panic: every change is one push or pop.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::lock(&self.state)
     }
 
     fn known(&self) -> MutexGuard<'_, KnownRows> {
-        self.known
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::lock(&self.known)
     }
 
     /// The group's metric rows, when all are known, the runs are in the

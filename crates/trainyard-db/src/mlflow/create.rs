@@ -59,10 +59,7 @@ struct CreateState {
 
 impl CreateQueue {
     fn lock(&self) -> MutexGuard<'_, CreateState> {
-        // The state stays consistent across a panic: every change is one push, drain or flag.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::lock(&self.state)
     }
 }
 
