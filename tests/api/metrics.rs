@@ -556,10 +556,12 @@ async fn a_run_removed_behind_the_servers_back_is_not_found_and_keeps_no_points(
         let answer = app.post(&metrics_path(&run), &token, batch(steps)).await;
         assert_problem(&answer, StatusCode::NOT_FOUND, "not_found", None);
     }
-    let points: i64 = sqlx::query_scalar("SELECT count(*) FROM metric_points")
-        .fetch_one(app.db.pool())
-        .await
-        .unwrap();
+    let points: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM metric_points) + (SELECT count(*) FROM metric_chunks)",
+    )
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
     assert_eq!(points, 0);
 }
 

@@ -744,3 +744,136 @@ async fn runs_created_together_each_land_where_asked_and_fail_alone() {
     assert_eq!(count(&other_token, &elsewhere).await, 1);
     assert_eq!(count(&other_token, "0").await, 1);
 }
+
+/// A metric's points as get-history gives them: (step, timestamp, value).
+fn history_points(history: &Value) -> Vec<(i64, i64, Value)> {
+    history["metrics"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{history}"))
+        .iter()
+        .map(|m| {
+            (
+                m["step"].as_i64().unwrap(),
+                m["timestamp"].as_i64().unwrap(),
+                m["value"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_history_logged_in_batches_and_alone_reads_back_in_order_whole_and_paged() {
+    let (app, token) = setup().await;
+    let run = create_run(&app, &token).await;
+    let point = |step: i64, at: i64, value: f64| json!({ "key": "loss", "value": value, "timestamp": at, "step": step });
+    // (step, timestamp, value) of every point logged, NaN as MLflow writes it.
+    let mut logged: Vec<(i64, i64, f64)> = Vec::new();
+    let mut log_batch = |points: Vec<(i64, i64, f64)>, others: Vec<Value>| {
+        logged.extend(&points);
+        let mut metrics: Vec<Value> = points.iter().map(|&(s, t, v)| point(s, t, v)).collect();
+        metrics.extend(others);
+        json!({ "run_id": run, "metrics": metrics })
+    };
+    // Many steps at once (stored as chunks), then steps 100..120 again with
+    // earlier times (a chunk overlapping the others), then a few scattered
+    // steps with another metric's many steps between them (rows).
+    let batches = [
+        log_batch((0..150).map(|s| (s, 1000 + s, s as f64)).collect(), vec![]),
+        log_batch((100..120).rev().map(|s| (s, 5, -1.0)).collect(), vec![]),
+        log_batch(
+            vec![(149, 2000, 0.25), (0, 999, 7.0), (75, 1075, 74.5)],
+            (0..10)
+                .map(|s| json!({ "key": "acc", "value": 0.5, "timestamp": 1, "step": s }))
+                .collect(),
+        ),
+    ];
+    for body in batches {
+        let (status, answer) = post(&app, &token, "runs/log-batch", body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    // One at a time: points of a step and time already logged, told apart
+    // by value (NaN above every number), and a step past the others.
+    for (step, at, value) in [(60, 1060, f64::NAN), (60, 1060, 0.5), (300, 1, 3.0)] {
+        logged.push((step, at, value));
+        let body = json!({ "run_id": run, "key": "loss", "value": if value.is_nan() { json!("NaN") } else { json!(value) }, "timestamp": at, "step": step });
+        let (status, answer) = post(&app, &token, "runs/log-metric", body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    logged.sort_by(|a, b| {
+        (a.0, a.1)
+            .cmp(&(b.0, b.1))
+            .then(match (a.2.is_nan(), b.2.is_nan()) {
+                (false, false) => a.2.partial_cmp(&b.2).unwrap(),
+                (nan_a, nan_b) => nan_a.cmp(&nan_b),
+            })
+    });
+    let expected: Vec<(i64, i64, Value)> = logged
+        .iter()
+        .map(|&(s, t, v)| (s, t, if v.is_nan() { json!("NaN") } else { json!(v) }))
+        .collect();
+    assert_eq!(expected.len(), 176);
+
+    // Whole, in one answer.
+    let path = format!("metrics/get-history?run_id={run}&metric_key=loss");
+    let (status, whole) = get(&app, &token, &path).await;
+    assert_eq!(status, StatusCode::OK, "{whole}");
+    assert_eq!(history_points(&whole), expected);
+    // In pages of 7.
+    let mut paged = Vec::new();
+    let mut token_part = String::new();
+    loop {
+        let (status, page) = get(&app, &token, &format!("{path}&max_results=7{token_part}")).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        paged.extend(history_points(&page));
+        match page["next_page_token"].as_str() {
+            Some(next) => token_part = format!("&page_token={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, expected);
+    // Trainyard's own history has every point, by step.
+    let (status, own) = app
+        .get(
+            &format!("/api/v1/workspaces/ml/runs/{run}/metrics/history?name=loss&limit=1000"),
+            &token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{own}");
+    let steps: Vec<i64> = own["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["step"].as_i64().unwrap())
+        .collect();
+    assert_eq!(steps, expected.iter().map(|p| p.0).collect::<Vec<_>>());
+    let (_, latest) = get(&app, &token, &format!("runs/get?run_id={run}")).await;
+    let loss = latest["run"]["data"]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["key"] == "loss")
+        .cloned();
+    assert_eq!(loss.unwrap()["step"], 300, "{latest}");
+
+    // Both ways of storing points were taken.
+    for table in ["metric_points", "metric_chunks"] {
+        let stored: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        assert!(stored > 0, "{table}");
+    }
+    // Removing the run removes its points, chunks and rows alike.
+    sqlx::query("DELETE FROM runs WHERE id = $1")
+        .bind(Uuid::parse_str(&run).unwrap())
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    for table in ["metric_points", "metric_chunks"] {
+        let left: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "{table}");
+    }
+}

@@ -14,9 +14,10 @@
 //! writer first sends `--warmup` untimed batches. `--rounds` rounds run the
 //! three phases one after the other, each on runs of its own, so that load
 //! from outside falls on all of them; the summary takes each phase's median.
-//! Before each phase `metric_points` is emptied (TRUNCATE) and a CHECKPOINT
-//! taken, so every phase starts from the same table state. Every phase is
-//! checked afterwards: the table must hold exactly the points sent. The
+//! Before each phase the point tables (`metric_points`, `metric_chunks`) are
+//! emptied (TRUNCATE) and a CHECKPOINT taken, so every phase starts from the
+//! same state. Every phase is checked afterwards: the tables must hold
+//! exactly the points sent. The
 //! database (named on stderr and in the output) is kept, its points emptied.
 //!
 //! The server runs in-process on its own tokio runtime (threads `ty-server`),
@@ -512,9 +513,11 @@ where
     })
 }
 
-/// Empties `metric_points` and checkpoints, so each phase starts alike.
+/// Empties the point tables and checkpoints, so each phase starts alike.
 async fn reset_table(pool: &sqlx::PgPool) -> Result<()> {
-    sqlx::query("TRUNCATE metric_points").execute(pool).await?;
+    sqlx::query("TRUNCATE metric_points, metric_chunks")
+        .execute(pool)
+        .await?;
     // Needs a superuser, as the tests' own cluster has; skipped otherwise.
     if let Err(e) = sqlx::query("CHECKPOINT").execute(pool).await {
         eprintln!("CHECKPOINT skipped: {e}");
@@ -522,14 +525,16 @@ async fn reset_table(pool: &sqlx::PgPool) -> Result<()> {
     Ok(())
 }
 
-/// How many points the table holds for these metric ids.
+/// How many points the tables hold for these metric ids, as rows or in chunks.
 async fn stored_points(pool: &sqlx::PgPool, ids: &[i64]) -> Result<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT count(*) FROM metric_points WHERE metric_id = ANY($1)")
-            .bind(ids)
-            .fetch_one(pool)
-            .await?,
+    Ok(sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM metric_points WHERE metric_id = ANY($1))
+              + (SELECT coalesce(sum(cardinality(steps)), 0) FROM metric_chunks
+                  WHERE metric_id = ANY($1))",
     )
+    .bind(ids)
+    .fetch_one(pool)
+    .await?)
 }
 
 /// Metric rows (as the API would create them) for `runs`, `keys` each;
@@ -872,7 +877,9 @@ async fn benchmark(options: &Options, url: String, base: String, admin: String) 
     }
     // The last phase's points would take some 150 MB in the shared test
     // cluster; the runs and metric rows stay for inspection.
-    sqlx::query("TRUNCATE metric_points").execute(pool).await?;
+    sqlx::query("TRUNCATE metric_points, metric_chunks")
+        .execute(pool)
+        .await?;
     Ok(())
 }
 

@@ -1,9 +1,12 @@
 //! Metrics: a row per metric of a run with its latest value, scalar points in
-//! a narrow table loaded with binary COPY, other shapes as JSON. Batches are
-//! written by [`write`]: each is stored whole or not at all.
+//! narrow tables (a row per point logged alone, chunks of points logged
+//! together; see [`points`]), other shapes as JSON. Batches are written by
+//! [`write`]: each is stored whole or not at all.
 
+pub(crate) mod points;
 mod write;
 
+pub use points::ScalarPoint;
 pub(crate) use write::MetricQueue;
 pub use write::PointCopy;
 
@@ -126,17 +129,14 @@ impl Db {
     ) -> Result<Vec<HistoryPoint>, DbError> {
         let (id, kind) = self.metric_id(run_id, name).await?;
         if kind == MetricKind::Scalar {
-            let rows = sqlx::query_as::<_, ScalarRow>(
-                "SELECT step, at, value FROM metric_points
-                 WHERE metric_id = $1 AND ($2::bigint IS NULL OR step > $2)
-                 ORDER BY step, at LIMIT $3",
-            )
-            .bind(id)
-            .bind(after_step)
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await?;
-            Ok(rows.into_iter().map(scalar_point).collect())
+            let after = after_step.map_or(points::After::Start, points::After::Step);
+            let mut tx = self.pool().begin_with(points::PIECES_SETTINGS).await?;
+            let page = points::points_after(&mut tx, id, after, limit.max(0) as usize).await?;
+            tx.commit().await?;
+            Ok(page
+                .into_iter()
+                .map(|point| scalar_point(point.step, point.at, point.value))
+                .collect())
         } else {
             let rows = sqlx::query_as::<_, JsonRow>(
                 "SELECT step, at, value FROM metric_values
@@ -174,11 +174,12 @@ impl Db {
         }
         let buckets = (max_points / 2).max(1);
         let rows = sqlx::query_as::<_, ScalarRow>(
-            "WITH span AS (SELECT min(step) AS lo, max(step) AS hi FROM metric_points WHERE metric_id = $1),
+            "WITH all_points AS MATERIALIZED (SELECT step, at, value FROM scalar_points($1)),
+             span AS (SELECT min(step) AS lo, max(step) AS hi FROM all_points),
              points AS (
                  SELECT p.step, p.at, p.value,
                         width_bucket(p.step, span.lo, span.hi + 1, $2::int) AS bucket
-                 FROM metric_points p, span WHERE p.metric_id = $1
+                 FROM all_points p, span
              ),
              lows AS (SELECT DISTINCT ON (bucket) step, at, value FROM points ORDER BY bucket, value ASC, step, at),
              highs AS (SELECT DISTINCT ON (bucket) step, at, value FROM points ORDER BY bucket, value DESC, step, at)
@@ -189,7 +190,10 @@ impl Db {
         .bind(buckets as i32)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.into_iter().map(scalar_point).collect())
+        Ok(rows
+            .into_iter()
+            .map(|row| scalar_point(row.step, row.at, row.value))
+            .collect())
     }
 
     async fn metric_id(&self, run_id: Uuid, name: &str) -> Result<(i64, MetricKind), DbError> {
@@ -204,10 +208,10 @@ impl Db {
     }
 }
 
-fn scalar_point(row: ScalarRow) -> HistoryPoint {
+fn scalar_point(step: i64, at: DateTime<Utc>, value: f64) -> HistoryPoint {
     HistoryPoint {
-        step: row.step,
-        at: row.at,
-        value: trainyard_core::metrics::scalar_json(row.value),
+        step,
+        at,
+        value: trainyard_core::metrics::scalar_json(value),
     }
 }

@@ -404,6 +404,9 @@ impl Db {
             sink.send(rows.scalars.to_copy().finish()).await?;
             sink.finish().await?;
         }
+        if !rows.chunks.is_empty() {
+            rows.chunks.store(&mut tx).await?;
+        }
         rows.json.insert(&mut tx).await?;
         let metrics = rows.latest.len() as u64;
         if update_latest(&mut tx, rows.latest).await? != metrics {
@@ -425,7 +428,10 @@ const ONE_STATEMENT_MAX_POINTS: usize = 5_000;
 
 /// What a group adds: its points, and each metric's count and latest value.
 struct GroupRows<'a> {
+    /// Scalar points stored one row each.
     scalars: ScalarRows,
+    /// Scalar points stored in chunks.
+    chunks: PointChunks,
     json: JsonRows<'a>,
     latest: BTreeMap<i64, Latest<'a>>,
     /// Points stored of each batch, in the group's order.
@@ -436,6 +442,7 @@ impl<'a> GroupRows<'a> {
     fn of(group: &'a [Pending], heads: &HeadIndex) -> GroupRows<'a> {
         let mut rows = GroupRows {
             scalars: ScalarRows::default(),
+            chunks: PointChunks::default(),
             json: JsonRows::default(),
             latest: BTreeMap::new(),
             stored: Vec::with_capacity(group.len()),
@@ -462,11 +469,13 @@ impl<'a> GroupRows<'a> {
             rows.stored.push(pending.points.len() as u64);
         }
         rows.scalars.sort_by_metric_and_step();
+        rows.chunks = rows.scalars.split_off_chunks();
         rows
     }
 
     fn fit_one_statement(&self) -> bool {
-        self.json.ids.is_empty() && self.scalars.ids.len() <= ONE_STATEMENT_MAX_POINTS
+        self.json.ids.is_empty()
+            && self.scalars.ids.len() + self.chunks.steps.len() <= ONE_STATEMENT_MAX_POINTS
     }
 
     /// Stores scalar points and their metrics' new counts and latest values
@@ -482,17 +491,77 @@ impl<'a> GroupRows<'a> {
             latest.push(*id, point.step, point.at, value);
             added.push(point.added);
         }
-        sqlx::query("SELECT store_metric_points($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-            .bind(&latest.ids)
-            .bind(&added)
-            .bind(&latest.steps)
-            .bind(&latest.times)
-            .bind(&latest.values)
-            .bind(&self.scalars.ids)
-            .bind(&self.scalars.steps)
-            .bind(&self.scalars.times)
-            .bind(&self.scalars.values)
-            .execute(pool)
+        sqlx::query(
+            "SELECT store_metric_points($1, $2, $3, $4, $5, $6, $7, $8, $9,
+                                        $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(&latest.ids)
+        .bind(&added)
+        .bind(&latest.steps)
+        .bind(&latest.times)
+        .bind(&latest.values)
+        .bind(&self.scalars.ids)
+        .bind(&self.scalars.steps)
+        .bind(&self.scalars.times)
+        .bind(&self.scalars.values)
+        .bind(&self.chunks.metrics)
+        .bind(&self.chunks.firsts)
+        .bind(&self.chunks.lasts)
+        .bind(&self.chunks.steps)
+        .bind(&self.chunks.times)
+        .bind(&self.chunks.values)
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// A metric with at least this many points in a group has them stored in
+/// chunks (one row per chunk); with fewer, one row per point, which takes
+/// less room than a chunk of one or two.
+const CHUNK_MIN_POINTS: usize = 4;
+/// Points in a chunk at most: its row stays under the 2 kB at which
+/// PostgreSQL would compress it or move it out of line, work that a chunk
+/// of numbers does not repay.
+const CHUNK_MAX_POINTS: usize = 64;
+
+/// Chunks of scalar points: each a metric and a slice (first and last
+/// position, from 1, as SQL counts) of the point columns.
+#[derive(Default)]
+struct PointChunks {
+    metrics: Vec<i64>,
+    firsts: Vec<i32>,
+    lasts: Vec<i32>,
+    steps: Vec<i64>,
+    times: Vec<DateTime<Utc>>,
+    values: Vec<f64>,
+}
+
+impl PointChunks {
+    fn push(&mut self, metric: i64, steps: &[i64], times: &[DateTime<Utc>], values: &[f64]) {
+        // A group holds at most MAX_GROUP_POINTS points.
+        let first = self.steps.len() as i32 + 1;
+        self.steps.extend_from_slice(steps);
+        self.times.extend_from_slice(times);
+        self.values.extend_from_slice(values);
+        self.metrics.push(metric);
+        self.firsts.push(first);
+        self.lasts.push(self.steps.len() as i32);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.metrics.is_empty()
+    }
+
+    async fn store(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT store_metric_chunks($1, $2, $3, $4, $5, $6)")
+            .bind(&self.metrics)
+            .bind(&self.firsts)
+            .bind(&self.lasts)
+            .bind(&self.steps)
+            .bind(&self.times)
+            .bind(&self.values)
+            .execute(conn)
             .await?;
         Ok(())
     }
@@ -534,6 +603,41 @@ impl ScalarRows {
         self.steps = order.iter().map(|&i| self.steps[i]).collect();
         self.times = order.iter().map(|&i| self.times[i]).collect();
         self.values = order.iter().map(|&i| self.values[i]).collect();
+    }
+
+    /// Moves the points of each metric that has at least
+    /// [`CHUNK_MIN_POINTS`] into chunks, in their order; the others stay.
+    /// The points must be sorted by metric.
+    fn split_off_chunks(&mut self) -> PointChunks {
+        let mut chunks = PointChunks::default();
+        let mut rows = ScalarRows::default();
+        let mut start = 0;
+        while start < self.ids.len() {
+            let id = self.ids[start];
+            let end = start
+                + self.ids[start..]
+                    .iter()
+                    .take_while(|&&other| other == id)
+                    .count();
+            if end - start < CHUNK_MIN_POINTS {
+                for i in start..end {
+                    rows.push(id, self.steps[i], self.times[i], self.values[i]);
+                }
+            } else {
+                for first in (start..end).step_by(CHUNK_MAX_POINTS) {
+                    let range = first..(first + CHUNK_MAX_POINTS).min(end);
+                    chunks.push(
+                        id,
+                        &self.steps[range.clone()],
+                        &self.times[range.clone()],
+                        &self.values[range],
+                    );
+                }
+            }
+            start = end;
+        }
+        *self = rows;
+        chunks
     }
 
     fn to_copy(&self) -> PointCopy {
@@ -970,6 +1074,34 @@ mod tests {
         assert_eq!(rows.ids, [1, 1, 2, 2, 2]);
         assert_eq!(rows.steps, [0, 1, 0, 1, 1]);
         assert_eq!(rows.values, [1.0, 4.0, 0.0, 2.0, 3.0]);
+    }
+
+    #[test]
+    fn metrics_with_many_points_go_in_chunks_and_the_few_stay_rows() {
+        let at = Utc::now();
+        let mut rows = ScalarRows::default();
+        // Metric 1 has 150 points (three chunks: 64, 64, 22), metric 2 has
+        // 3 (rows), metric 3 has exactly CHUNK_MIN_POINTS (one chunk).
+        for step in 0..150 {
+            rows.push(1, step, at, step as f64);
+        }
+        for step in 0..3 {
+            rows.push(2, step, at, -1.0);
+        }
+        for step in 10..10 + CHUNK_MIN_POINTS as i64 {
+            rows.push(3, step, at, 0.5);
+        }
+        let chunks = rows.split_off_chunks();
+        assert_eq!(rows.ids, [2, 2, 2]);
+        assert_eq!(rows.steps, [0, 1, 2]);
+        assert_eq!(chunks.metrics, [1, 1, 1, 3]);
+        assert_eq!(chunks.firsts, [1, 65, 129, 151]);
+        assert_eq!(chunks.lasts, [64, 128, 150, 154]);
+        assert_eq!(chunks.steps.len(), 154);
+        // Slices are 1-based and inclusive, as in SQL.
+        assert_eq!(chunks.steps[128], 128);
+        assert_eq!(chunks.values[149], 149.0);
+        assert_eq!(chunks.steps[150..], [10, 11, 12, 13]);
     }
 
     #[test]

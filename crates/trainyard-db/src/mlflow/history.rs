@@ -5,21 +5,13 @@
 use chrono::{DateTime, Utc};
 use futures::stream::{self, BoxStream, StreamExt};
 use futures::SinkExt;
-use sqlx::FromRow;
 use uuid::Uuid;
 
+use crate::metrics::points::{self, After, PIECES_SETTINGS};
 use crate::{Db, DbError};
 
 /// One point of a scalar metric.
-#[derive(Debug, Clone, Copy, PartialEq, FromRow)]
-pub struct HistoryPoint {
-    /// Its step.
-    pub step: i64,
-    /// When it was logged.
-    pub at: DateTime<Utc>,
-    /// Its value (NaN and infinities included).
-    pub value: f64,
-}
+pub use crate::metrics::points::ScalarPoint as HistoryPoint;
 
 /// Points handed on at once when streaming a whole history.
 const STREAM_CHUNK: usize = 5_000;
@@ -65,38 +57,20 @@ impl Db {
         let (mut sender, receiver) = futures::channel::mpsc::channel(2);
         let db = self.clone();
         tokio::spawn(async move {
-            // The metric's index gives the points in step order, so rows
-            // flow from the first one while the few points of a step are
-            // sorted on the way. Statistics that lag behind points just
-            // logged would otherwise pick reading them all and sorting them
-            // before the first row (on disk, beyond `work_mem`), and a
-            // large estimate would add JIT compilation to a plain scan.
             // The transaction only reads: dropping it at the end ends it.
-            let mut tx = match db
-                .pool()
-                .begin_with(
-                    "BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off;
-                     SET LOCAL jit = off",
-                )
-                .await
-            {
+            let mut tx = match db.pool().begin_with(PIECES_SETTINGS).await {
                 Ok(tx) => tx,
                 Err(err) => {
                     let _ = sender.send(Err(err.into())).await;
                     return;
                 }
             };
-            let mut rows = sqlx::query_as::<_, (i64, DateTime<Utc>, f64)>(
-                "SELECT step, at, value FROM metric_points WHERE metric_id = $1 ORDER BY step, at, value",
-            )
-            .bind(id)
-            .fetch(&mut *tx);
+            let mut points = std::pin::pin!(points::all_points(&mut tx, id));
             let mut chunk = Vec::with_capacity(STREAM_CHUNK);
             loop {
-                let next = rows.next().await;
-                let done = match next {
-                    Some(Ok((step, at, value))) => {
-                        chunk.push(HistoryPoint { step, at, value });
+                let done = match points.next().await {
+                    Some(Ok(ready)) => {
+                        chunk.extend(ready);
                         if chunk.len() < STREAM_CHUNK {
                             continue;
                         }
@@ -126,18 +100,13 @@ impl Db {
         after: Option<(i64, DateTime<Utc>, f64)>,
         limit: i64,
     ) -> Result<Vec<HistoryPoint>, DbError> {
-        let (step, at, value) = (after.map(|a| a.0), after.map(|a| a.1), after.map(|a| a.2));
-        Ok(sqlx::query_as::<_, HistoryPoint>(
-            "SELECT step, at, value FROM metric_points
-             WHERE metric_id = $1 AND ($2::bigint IS NULL OR (step, at, value) > ($2, $3, $4))
-             ORDER BY step, at, value LIMIT $5",
-        )
-        .bind(metric_id)
-        .bind(step)
-        .bind(at)
-        .bind(value)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?)
+        let after = match after {
+            Some((step, at, value)) => After::Point(HistoryPoint { step, at, value }),
+            None => After::Start,
+        };
+        let mut tx = self.pool().begin_with(PIECES_SETTINGS).await?;
+        let page = points::points_after(&mut tx, metric_id, after, limit as usize).await?;
+        tx.commit().await?;
+        Ok(page)
     }
 }
