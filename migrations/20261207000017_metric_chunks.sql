@@ -31,23 +31,33 @@ $$;
 
 -- Stores chunks given as slices (first and last position, from 1) of
 -- point arrays.
+--
+-- These functions run for every group of points, mostly small ones, so
+-- their statements keep one plan per connection (plpgsql caches them):
+-- planned again for each call's arrays, as PostgreSQL would otherwise do,
+-- planning took as long as the work. That plan must not be a sequential
+-- scan chosen while the tables were small.
 CREATE FUNCTION store_metric_chunks(
     chunk_metrics bigint[], chunk_firsts int[], chunk_lasts int[],
     point_steps bigint[], point_ats timestamptz[], point_values double precision[]
 ) RETURNS void
-LANGUAGE sql AS $$
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off
+AS $$
+BEGIN
     INSERT INTO metric_chunks (metric_id, steps, ats, vals)
     SELECT c.metric_id, point_steps[c.first:c.last], point_ats[c.first:c.last],
            point_values[c.first:c.last]
-    FROM unnest(chunk_metrics, chunk_firsts, chunk_lasts) AS c(metric_id, first, last)
-$$;
+    FROM unnest(chunk_metrics, chunk_firsts, chunk_lasts) AS c(metric_id, first, last);
+END;
+$$ LANGUAGE plpgsql;
 
 DROP FUNCTION store_metric_points(
     bigint[], bigint[], bigint[], timestamptz[], double precision[],
     bigint[], bigint[], timestamptz[], double precision[]
 );
 
--- As before (one statement for a small group), with the group's chunks.
+-- As before (one statement for a small group), with the group's chunks,
+-- and plans kept (see above).
 CREATE FUNCTION store_metric_points(
     metric_ids bigint[], added bigint[], latest_steps bigint[], latest_ats timestamptz[],
     latest_values double precision[],
@@ -55,7 +65,9 @@ CREATE FUNCTION store_metric_points(
     point_values double precision[],
     chunk_metrics bigint[], chunk_firsts int[], chunk_lasts int[],
     chunk_steps bigint[], chunk_ats timestamptz[], chunk_values double precision[]
-) RETURNS void AS $$
+) RETURNS void
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off
+AS $$
 DECLARE
     updated bigint;
 BEGIN
