@@ -51,13 +51,10 @@ BEGIN
 END;
 $$ LANGUAGE plpgsql;
 
-DROP FUNCTION store_metric_points(
-    bigint[], bigint[], bigint[], timestamptz[], double precision[],
-    bigint[], bigint[], timestamptz[], double precision[]
-);
-
--- As before (one statement for a small group), with the group's chunks,
--- and plans kept (see above).
+-- As the nine-argument form (one statement for a small group), with the
+-- group's chunks, and plans kept (see above). The nine-argument form stays,
+-- so that servers of the version before keep storing points while several
+-- servers are upgraded one after the other.
 CREATE FUNCTION store_metric_points(
     metric_ids bigint[], added bigint[], latest_steps bigint[], latest_ats timestamptz[],
     latest_values double precision[],

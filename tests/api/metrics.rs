@@ -308,6 +308,41 @@ async fn history_pages_and_downsamples_keeping_extremes() {
         "spikes survive"
     );
 
+    // Points logged one request each are stored one row each; their pages
+    // read more rows than the first guess (made for chunks) and stay whole.
+    for step in 0..250 {
+        let point = json!({ "name": "single", "value": step as f64, "step": step });
+        let (status, _) = app
+            .post(&metrics_path(&run), &token, json!({ "metrics": [point] }))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let mut steps = Vec::new();
+    let mut after = String::new();
+    loop {
+        let (_, page) = app
+            .get(
+                &format!(
+                    "{}/history?name=single&limit=100{after}",
+                    metrics_path(&run)
+                ),
+                &token,
+            )
+            .await;
+        steps.extend(
+            page["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["step"].as_i64().unwrap()),
+        );
+        match page["next_after_step"].as_i64() {
+            Some(step) => after = format!("&after_step={step}"),
+            None => break,
+        }
+    }
+    assert_eq!(steps, (0..250).collect::<Vec<_>>());
+
     let missing = app
         .get(&format!("{}/history?name=nope", metrics_path(&run)), &token)
         .await;

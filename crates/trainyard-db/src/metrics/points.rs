@@ -102,7 +102,9 @@ pub(crate) fn all_points(
         .try_filter_map(move |piece| {
             let mut ready = Vec::new();
             match piece {
-                Some(piece) => merge.add(piece, &mut ready),
+                Some(piece) => {
+                    merge.add(piece, &mut ready);
+                }
                 None => merge.finish(&mut ready),
             }
             futures::future::ready(Ok((!ready.is_empty()).then_some(ready)))
@@ -110,13 +112,15 @@ pub(crate) fn all_points(
 }
 
 /// Pieces read first by [`points_after`]: enough for a page of chunks.
-fn first_pieces(limit: usize) -> i64 {
-    (limit / 32 + 16) as i64
+fn first_pieces(limit: usize) -> usize {
+    limit / 32 + 16
 }
 
 /// Up to `limit` points after `after`, in [`point_order`]. Reads a few
-/// pieces, and more (four times as many, from the start) while the page is
-/// not full; call within a transaction begun with [`PIECES_SETTINGS`].
+/// pieces, and while the page is not full reads again from the start, as
+/// many pieces as the points per piece seen so far say are missing (twice
+/// that, and at least twice as many as before); call within a transaction
+/// begun with [`PIECES_SETTINGS`].
 pub(crate) async fn points_after(
     conn: &mut PgConnection,
     metric_id: i64,
@@ -128,14 +132,16 @@ pub(crate) async fn points_after(
         let pieces = sqlx::query_as::<_, StoredPiece>(PIECES)
             .bind(metric_id)
             .bind(after.lowest_step())
-            .bind(wanted)
+            .bind(wanted as i64)
             .fetch_all(&mut *conn)
             .await?;
-        let every_piece = (pieces.len() as i64) < wanted;
+        let read = pieces.len();
+        let every_piece = read < wanted;
         let mut merge = PointMerge::default();
         let mut ready = Vec::new();
+        let mut points = 0;
         for piece in pieces {
-            merge.add(piece, &mut ready);
+            points += merge.add(piece, &mut ready);
         }
         if every_piece {
             merge.finish(&mut ready);
@@ -145,7 +151,9 @@ pub(crate) async fn points_after(
             ready.truncate(limit);
             return Ok(ready);
         }
-        wanted = wanted.saturating_mul(4);
+        let per_piece = (points / read.max(1)).max(1);
+        let missing = limit + 1 - ready.len();
+        wanted = (read + 2 * missing.div_ceil(per_piece)).max(wanted.saturating_mul(2));
     }
 }
 
@@ -153,17 +161,30 @@ pub(crate) async fn points_after(
 /// in [`point_order`].
 #[derive(Default)]
 struct PointMerge {
-    /// Points not yet handed on, in order: a later piece may hold points
-    /// of the same steps.
+    /// Points not yet handed on: a later piece may hold points of the same
+    /// steps.
     held: Vec<ScalarPoint>,
+    /// Whether `held` is out of order; it is sorted only when points are
+    /// handed on, so that many points of one step that come out of order
+    /// are sorted once, not once per piece.
+    disordered: bool,
+    /// The lowest step held.
+    lowest_step: Option<i64>,
 }
 
 impl PointMerge {
-    /// Adds a piece; moves to `ready`, in order, the held points that come
-    /// before every point of this piece and of any later one.
-    fn add(&mut self, piece: StoredPiece, ready: &mut Vec<ScalarPoint>) {
-        let before = self.held.partition_point(|p| p.step < piece.first_step);
-        ready.extend(self.held.drain(..before));
+    /// Adds a piece, first moving to `ready`, in order, the held points that
+    /// come before every point of this piece and of any later one; returns
+    /// how many points the piece held.
+    fn add(&mut self, piece: StoredPiece, ready: &mut Vec<ScalarPoint>) -> usize {
+        if self.lowest_step.is_some_and(|step| step < piece.first_step) {
+            self.hand_on_below(piece.first_step, ready);
+        }
+        // A piece's first step is its lowest.
+        self.lowest_step = Some(
+            self.lowest_step
+                .map_or(piece.first_step, |step| step.min(piece.first_step)),
+        );
         let start = self.held.len();
         match piece {
             StoredPiece {
@@ -190,20 +211,36 @@ impl PointMerge {
             _ => {}
         }
         // Still in order unless the piece overlaps the points held, or a
-        // chunk's points of one step differ in time or value; the sort is
-        // stable, so equal points keep the order they came in.
-        let added = &self.held[start.saturating_sub(1)..];
-        if added
-            .windows(2)
-            .any(|pair| point_order(&pair[0], &pair[1]) == Ordering::Greater)
-        {
-            self.held.sort_by(point_order);
+        // chunk's points of one step differ in time or value.
+        if !self.disordered {
+            self.disordered = self.held[start.saturating_sub(1)..]
+                .windows(2)
+                .any(|pair| point_order(&pair[0], &pair[1]) == Ordering::Greater);
         }
+        self.held.len() - start
     }
 
-    /// Moves every held point to `ready`.
+    /// Moves the held points below `step` to `ready`, in order.
+    fn hand_on_below(&mut self, step: i64, ready: &mut Vec<ScalarPoint>) {
+        self.put_in_order();
+        let before = self.held.partition_point(|p| p.step < step);
+        ready.extend(self.held.drain(..before));
+        self.lowest_step = self.held.first().map(|p| p.step);
+    }
+
+    /// Moves every held point to `ready`, in order.
     fn finish(&mut self, ready: &mut Vec<ScalarPoint>) {
+        self.put_in_order();
         ready.append(&mut self.held);
+        self.lowest_step = None;
+    }
+
+    /// Sorts the held points if they are out of order; the sort is stable,
+    /// so equal points keep the order they came in.
+    fn put_in_order(&mut self) {
+        if std::mem::take(&mut self.disordered) {
+            self.held.sort_by(point_order);
+        }
     }
 }
 
@@ -282,6 +319,23 @@ mod tests {
             .map(|&(s, t, v)| (s, t, v.to_string()))
             .collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn points_of_one_step_out_of_time_order_are_held_then_handed_on_sorted() {
+        let mut merge = PointMerge::default();
+        let mut ready = Vec::new();
+        // Logged without steps (all step 0), read back newest first.
+        for ms in (0..5_000).rev() {
+            merge.add(single(0, ms, 1.0), &mut ready);
+        }
+        assert!(ready.is_empty(), "a later piece may still hold step 0");
+        merge.add(chunk(&[(1, 0, 2.0), (2, 0, 2.0)]), &mut ready);
+        assert_eq!(ready.len(), 5_000);
+        assert!(ready.windows(2).all(|w| w[0].at < w[1].at));
+        merge.finish(&mut ready);
+        assert_eq!(ready.len(), 5_002);
+        assert_eq!(ready[5_001].step, 2);
     }
 
     #[test]
