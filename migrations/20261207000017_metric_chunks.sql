@@ -51,10 +51,15 @@ BEGIN
 END;
 $$ LANGUAGE plpgsql;
 
--- As the nine-argument form (one statement for a small group), with the
--- group's chunks, and plans kept (see above). The nine-argument form stays,
--- so that servers of the version before keep storing points while several
--- servers are upgraded one after the other.
+-- The nine-argument form (one statement for a small group) keeps its plans
+-- too, and stays as it is, so that servers of the version before keep
+-- storing points while several servers are upgraded one after the other.
+ALTER FUNCTION store_metric_points(
+    bigint[], bigint[], bigint[], timestamptz[], double precision[],
+    bigint[], bigint[], timestamptz[], double precision[]
+) SET plan_cache_mode = force_generic_plan SET enable_seqscan = off;
+
+-- A small group with its chunks: the nine-argument form, then the chunks.
 CREATE FUNCTION store_metric_points(
     metric_ids bigint[], added bigint[], latest_steps bigint[], latest_ats timestamptz[],
     latest_values double precision[],
@@ -62,25 +67,10 @@ CREATE FUNCTION store_metric_points(
     point_values double precision[],
     chunk_metrics bigint[], chunk_firsts int[], chunk_lasts int[],
     chunk_steps bigint[], chunk_ats timestamptz[], chunk_values double precision[]
-) RETURNS void
-SET plan_cache_mode = force_generic_plan SET enable_seqscan = off
-AS $$
-DECLARE
-    updated bigint;
+) RETURNS void AS $$
 BEGIN
-    UPDATE metrics m SET count = m.count + u.added,
-        latest_step  = CASE WHEN m.latest_step IS NULL OR (u.step, u.at) >= (m.latest_step, m.latest_at) THEN u.step ELSE m.latest_step END,
-        latest_value = CASE WHEN m.latest_step IS NULL OR (u.step, u.at) >= (m.latest_step, m.latest_at) THEN u.value ELSE m.latest_value END,
-        latest_json  = CASE WHEN m.latest_step IS NULL OR (u.step, u.at) >= (m.latest_step, m.latest_at) THEN NULL ELSE m.latest_json END,
-        latest_at    = CASE WHEN m.latest_step IS NULL OR (u.step, u.at) >= (m.latest_step, m.latest_at) THEN u.at ELSE m.latest_at END
-    FROM UNNEST(metric_ids, added, latest_steps, latest_ats, latest_values) AS u(id, added, step, at, value)
-    WHERE m.id = u.id;
-    GET DIAGNOSTICS updated = ROW_COUNT;
-    IF updated <> cardinality(metric_ids) THEN
-        RAISE EXCEPTION 'a metric row is gone' USING ERRCODE = 'no_data_found';
-    END IF;
-    INSERT INTO metric_points (metric_id, step, at, value)
-    SELECT * FROM UNNEST(point_metrics, point_steps, point_ats, point_values);
+    PERFORM store_metric_points(metric_ids, added, latest_steps, latest_ats, latest_values,
+                                point_metrics, point_steps, point_ats, point_values);
     IF cardinality(chunk_metrics) > 0 THEN
         PERFORM store_metric_chunks(chunk_metrics, chunk_firsts, chunk_lasts,
                                     chunk_steps, chunk_ats, chunk_values);
