@@ -12,7 +12,8 @@ use base64::Engine;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use trainyard_core::mlflow::search::{parse_run_filter, parse_run_order};
-use trainyard_db::mlflow::{millis, ExperimentRef, HistoryPoint, RunSearch};
+use trainyard_db::metrics::ScalarPoint;
+use trainyard_db::mlflow::{millis, ExperimentRef, RunSearch};
 use trainyard_db::{Db, DbError};
 
 use super::auth::MlflowCaller;
@@ -100,7 +101,7 @@ pub(super) struct GetHistory {
 }
 
 /// A history page token: the last point's step, time (µs) and value bits.
-fn history_token(point: &HistoryPoint) -> String {
+fn history_token(point: &ScalarPoint) -> String {
     URL_SAFE_NO_PAD.encode(format!(
         "{}|{}|{}",
         point.step,
@@ -122,7 +123,7 @@ fn parse_history_token(token: &str) -> Option<(i64, chrono::DateTime<chrono::Utc
 fn write_points(
     out: &mut Vec<u8>,
     key: &str,
-    points: &[HistoryPoint],
+    points: &[ScalarPoint],
     first: &mut bool,
 ) -> MlflowResult<()> {
     for point in points {

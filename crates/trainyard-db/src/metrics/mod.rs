@@ -130,9 +130,9 @@ impl Db {
         let (id, kind) = self.metric_id(run_id, name).await?;
         if kind == MetricKind::Scalar {
             let after = after_step.map_or(points::After::Start, points::After::Step);
-            let mut tx = self.pool().begin_with(points::PIECES_SETTINGS).await?;
-            let page = points::points_after(&mut tx, id, after, limit.max(0) as usize).await?;
-            tx.commit().await?;
+            let page = self
+                .scalar_points_after(id, after, limit.max(0) as usize)
+                .await?;
             Ok(page
                 .into_iter()
                 .map(|point| scalar_point(point.step, point.at, point.value))

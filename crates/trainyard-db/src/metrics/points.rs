@@ -11,6 +11,8 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use sqlx::{FromRow, PgConnection};
 use std::cmp::Ordering;
 
+use crate::{Db, DbError};
+
 /// One point of a scalar metric.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ScalarPoint {
@@ -116,12 +118,28 @@ fn first_pieces(limit: usize) -> usize {
     limit / 32 + 16
 }
 
+impl Db {
+    /// Up to `limit` points of a scalar metric after `after`, in
+    /// [`point_order`].
+    pub(crate) async fn scalar_points_after(
+        &self,
+        metric_id: i64,
+        after: After,
+        limit: usize,
+    ) -> Result<Vec<ScalarPoint>, DbError> {
+        let mut tx = self.pool().begin_with(PIECES_SETTINGS).await?;
+        let page = points_after(&mut tx, metric_id, after, limit).await?;
+        tx.commit().await?;
+        Ok(page)
+    }
+}
+
 /// Up to `limit` points after `after`, in [`point_order`]. Reads a few
 /// pieces, and while the page is not full reads again from the start, as
 /// many pieces as the points per piece seen so far say are missing (twice
 /// that, and at least twice as many as before); call within a transaction
 /// begun with [`PIECES_SETTINGS`].
-pub(crate) async fn points_after(
+async fn points_after(
     conn: &mut PgConnection,
     metric_id: i64,
     after: After,

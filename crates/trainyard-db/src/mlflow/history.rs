@@ -1,17 +1,15 @@
 //! A scalar metric's history in MLflow's order (step, then time, then
-//! value): in keyset pages, or whole, streamed with bounded memory however
-//! long it is.
+//! value): in keyset pages, or whole, streamed as it is read (holding only
+//! the points of a step that later pieces may still add to; see
+//! [`crate::metrics::points`]).
 
 use chrono::{DateTime, Utc};
 use futures::stream::{self, BoxStream, StreamExt};
 use futures::SinkExt;
 use uuid::Uuid;
 
-use crate::metrics::points::{self, After, PIECES_SETTINGS};
+use crate::metrics::points::{self, After, ScalarPoint, PIECES_SETTINGS};
 use crate::{Db, DbError};
-
-/// One point of a scalar metric.
-pub use crate::metrics::points::ScalarPoint as HistoryPoint;
 
 /// Points handed on at once when streaming a whole history.
 const STREAM_CHUNK: usize = 5_000;
@@ -36,11 +34,16 @@ impl Db {
         key: &str,
         after: Option<(i64, DateTime<Utc>, f64)>,
         limit: i64,
-    ) -> Result<Vec<HistoryPoint>, DbError> {
-        match self.scalar_metric_id(run_id, key).await? {
-            Some(id) => self.points_after(id, after, limit).await,
-            None => Ok(Vec::new()),
-        }
+    ) -> Result<Vec<ScalarPoint>, DbError> {
+        let Some(id) = self.scalar_metric_id(run_id, key).await? else {
+            return Ok(Vec::new());
+        };
+        let after = match after {
+            Some((step, at, value)) => After::Point(ScalarPoint { step, at, value }),
+            None => After::Start,
+        };
+        self.scalar_points_after(id, after, limit.max(0) as usize)
+            .await
     }
 
     /// Every point of a run's scalar metric, in order, from one query whose
@@ -50,7 +53,7 @@ impl Db {
         &self,
         run_id: Uuid,
         key: &str,
-    ) -> Result<BoxStream<'static, Result<Vec<HistoryPoint>, DbError>>, DbError> {
+    ) -> Result<BoxStream<'static, Result<Vec<ScalarPoint>, DbError>>, DbError> {
         let Some(id) = self.scalar_metric_id(run_id, key).await? else {
             return Ok(stream::empty().boxed());
         };
@@ -92,21 +95,5 @@ impl Db {
             }
         });
         Ok(receiver.boxed())
-    }
-
-    async fn points_after(
-        &self,
-        metric_id: i64,
-        after: Option<(i64, DateTime<Utc>, f64)>,
-        limit: i64,
-    ) -> Result<Vec<HistoryPoint>, DbError> {
-        let after = match after {
-            Some((step, at, value)) => After::Point(HistoryPoint { step, at, value }),
-            None => After::Start,
-        };
-        let mut tx = self.pool().begin_with(PIECES_SETTINGS).await?;
-        let page = points::points_after(&mut tx, metric_id, after, limit as usize).await?;
-        tx.commit().await?;
-        Ok(page)
     }
 }

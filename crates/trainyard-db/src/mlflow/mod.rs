@@ -20,7 +20,6 @@ mod uploads;
 pub(crate) use create::CreateQueue;
 pub use create::NewTrackedRun;
 pub use experiments::{ExperimentOrder, ExperimentRef};
-pub use history::HistoryPoint;
 pub use io::{IoDirection, RunIo};
 pub use logged_models::{LoggedModel, NewLoggedModel};
 pub use model_versions::{ModelVersion, NewModelVersion};
