@@ -581,23 +581,13 @@ async fn a_run_removed_behind_the_servers_back_is_not_found_and_keeps_no_points(
     // Logged once, so the server knows the run and its metric row.
     let (status, _) = app.post(&metrics_path(&run), &token, batch(0..1)).await;
     assert_eq!(status, StatusCode::OK);
-    sqlx::query("DELETE FROM runs WHERE id = $1")
-        .bind(uuid::Uuid::parse_str(&run).unwrap())
-        .execute(app.db.pool())
-        .await
-        .unwrap();
+    app.delete_run_row(&run).await;
     // Small or large, a batch is refused whole.
     for steps in [1..2, 1..6001] {
         let answer = app.post(&metrics_path(&run), &token, batch(steps)).await;
         assert_problem(&answer, StatusCode::NOT_FOUND, "not_found", None);
     }
-    let points: i64 = sqlx::query_scalar(
-        "SELECT (SELECT count(*) FROM metric_points) + (SELECT count(*) FROM metric_chunks)",
-    )
-    .fetch_one(app.db.pool())
-    .await
-    .unwrap();
-    assert_eq!(points, 0);
+    assert_eq!(app.point_rows().await, (0, 0));
 }
 
 #[tokio::test]

@@ -856,24 +856,9 @@ async fn a_history_logged_in_batches_and_alone_reads_back_in_order_whole_and_pag
     assert_eq!(loss.unwrap()["step"], 300, "{latest}");
 
     // Both ways of storing points were taken.
-    for table in ["metric_points", "metric_chunks"] {
-        let stored: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-            .fetch_one(app.db.pool())
-            .await
-            .unwrap();
-        assert!(stored > 0, "{table}");
-    }
+    let (rows, chunks) = app.point_rows().await;
+    assert!(rows > 0 && chunks > 0, "{rows} rows, {chunks} chunks");
     // Removing the run removes its points, chunks and rows alike.
-    sqlx::query("DELETE FROM runs WHERE id = $1")
-        .bind(Uuid::parse_str(&run).unwrap())
-        .execute(app.db.pool())
-        .await
-        .unwrap();
-    for table in ["metric_points", "metric_chunks"] {
-        let left: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-            .fetch_one(app.db.pool())
-            .await
-            .unwrap();
-        assert_eq!(left, 0, "{table}");
-    }
+    app.delete_run_row(&run).await;
+    assert_eq!(app.point_rows().await, (0, 0));
 }

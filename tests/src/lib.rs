@@ -381,6 +381,27 @@ impl TestApp {
         self.call(Method::POST, path, token, Some(body)).await
     }
 
+    /// Deletes a run's row straight from the database, behind the
+    /// server's back (its metrics and their points go with it).
+    pub async fn delete_run_row(&self, run_id: &str) {
+        sqlx::query("DELETE FROM runs WHERE id = $1")
+            .bind(uuid::Uuid::parse_str(run_id).expect("run id"))
+            .execute(self.db.pool())
+            .await
+            .expect("deleting a run row");
+    }
+
+    /// Rows holding scalar points in the whole database: (`metric_points`
+    /// rows of one point, `metric_chunks` rows of several).
+    pub async fn point_rows(&self) -> (i64, i64) {
+        sqlx::query_as(
+            "SELECT (SELECT count(*) FROM metric_points), (SELECT count(*) FROM metric_chunks)",
+        )
+        .fetch_one(self.db.pool())
+        .await
+        .expect("counting point rows")
+    }
+
     /// Creates a workspace as the server administrator.
     pub async fn workspace(&self, name: &str) -> Value {
         let (status, body) = self
