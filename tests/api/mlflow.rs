@@ -646,6 +646,73 @@ async fn metric_order_pages_through_runs_with_and_without_the_metric() {
 }
 
 #[tokio::test]
+async fn a_metric_sort_merges_the_experiments_searched_and_no_others() {
+    let (app, token) = setup().await;
+    let mut acc_of_run = std::collections::HashMap::new();
+    let mut experiments = Vec::new();
+    // Experiment "c" holds the best values, yet is never searched.
+    for (name, values) in [
+        ("a", [0.1, 0.3, 0.5, 0.7]),
+        ("b", [0.2, 0.4, 0.6, 0.8]),
+        ("c", [0.91, 0.92, 0.93, 0.94]),
+    ] {
+        let (_, body) = post(&app, &token, "experiments/create", json!({ "name": name })).await;
+        let experiment = body["experiment_id"].as_str().unwrap().to_string();
+        for value in values {
+            let (_, body) = post(
+                &app,
+                &token,
+                "runs/create",
+                json!({ "experiment_id": experiment }),
+            )
+            .await;
+            let run = body["run"]["info"]["run_id"].as_str().unwrap().to_string();
+            let metric = json!({ "run_id": run, "key": "acc", "value": value, "timestamp": 0 });
+            let (status, body) = post(&app, &token, "runs/log-metric", metric).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            acc_of_run.insert(run, value);
+        }
+        experiments.push(experiment);
+    }
+    let (a, b) = (&experiments[0], &experiments[1]);
+    let search = |experiment_ids: Vec<&String>, order: &str, max_results: i64| {
+        let body = json!({
+            "experiment_ids": experiment_ids,
+            "order_by": [order],
+            "max_results": max_results,
+        });
+        let (app, token, acc_of_run) = (&app, &token, &acc_of_run);
+        async move {
+            let (status, found) = post(app, token, "runs/search", body).await;
+            assert_eq!(status, StatusCode::OK, "{found}");
+            found["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|run| acc_of_run[run["info"]["run_id"].as_str().unwrap()])
+                .collect::<Vec<f64>>()
+        }
+    };
+    assert_eq!(
+        search(vec![a], "metrics.acc DESC", 3).await,
+        [0.7, 0.5, 0.3]
+    );
+    assert_eq!(
+        search(vec![a, b], "metrics.acc DESC", 5).await,
+        [0.8, 0.7, 0.6, 0.5, 0.4]
+    );
+    assert_eq!(
+        search(vec![b, a], "metrics.acc ASC", 3).await,
+        [0.1, 0.2, 0.3]
+    );
+    // An experiment named twice does not return its runs twice.
+    assert_eq!(
+        search(vec![a, b, a], "metrics.acc DESC", 3).await,
+        [0.8, 0.7, 0.6]
+    );
+}
+
+#[tokio::test]
 async fn runs_created_together_each_land_where_asked_and_fail_alone() {
     let (app, token) = setup().await;
     app.workspace("other").await;

@@ -52,6 +52,9 @@ const END_MS_SQL: &str = "(extract(epoch FROM ended_at) * 1000)::bigint";
 const METRIC_WINDOW_FACTOR: i64 = 10;
 /// …and at least this many.
 const MIN_METRIC_WINDOW: i64 = 1000;
+/// A metric-sorted search over more experiments than this is planned by
+/// PostgreSQL: each experiment adds an index read to merge.
+const MAX_WINDOW_EXPERIMENTS: usize = 16;
 
 impl Db {
     /// One page of the runs a search selects, in its order, with their data
@@ -76,12 +79,14 @@ impl Db {
     }
 
     /// Sorted by a metric first (MLflow's usual search): the runs are read
-    /// in the metric's order straight from the index on metric values,
-    /// among a bounded number of its best values (ties included), which
-    /// fills the page whenever matching runs are not rare. The plan does
-    /// not depend on PostgreSQL's statistics, which lag behind runs just
-    /// logged. When that window holds too few matches, `None`: the general
-    /// query answers instead.
+    /// in the metric's order straight from the index on metric values of
+    /// the searched experiments (merged when there are several), among a
+    /// bounded number of their best values (ties included), which fills the
+    /// page whenever matching runs are not rare. The plan does not depend on
+    /// PostgreSQL's statistics, which lag behind runs just logged. When that
+    /// window holds too few matches, or the search spans more experiments
+    /// than [`MAX_WINDOW_EXPERIMENTS`], `None`: the general query answers
+    /// instead.
     async fn search_by_metric(
         &self,
         workspace_id: Uuid,
@@ -90,18 +95,39 @@ impl Db {
         ascending: bool,
         rest: &[OrderKey<RunSubject>],
     ) -> Result<Option<Vec<RunWithData>>, DbError> {
+        let mut experiments = search.experiment_ids.clone();
+        experiments.sort_unstable();
+        experiments.dedup();
+        if experiments.is_empty() || experiments.len() > MAX_WINDOW_EXPERIMENTS {
+            return Ok(None);
+        }
         let wanted = search.offset + search.limit;
         let window = (wanted * METRIC_WINDOW_FACTOR).max(MIN_METRIC_WINDOW);
+        // The index holds values ascending: these directions read it as is.
+        let direction = if ascending { " ASC" } else { " DESC" };
         let mut query = QueryBuilder::new(concat!(
             "SELECT runs.*, ",
             in_default_experiment!(),
-            " FROM (SELECT run_id, latest_value FROM metrics
-                    WHERE kind = 'scalar' AND latest_value IS NOT NULL AND name = "
+            " FROM (SELECT run_id, latest_value FROM ("
         ));
-        query.push_bind(key.to_string());
-        // The index holds values ascending: these directions read it as is.
-        let direction = if ascending { " ASC" } else { " DESC" };
-        query.push(" ORDER BY latest_value");
+        // One ordered read per experiment, merged (each ordered on its own,
+        // or PostgreSQL reads them all and sorts).
+        for (i, experiment) in experiments.into_iter().enumerate() {
+            if i > 0 {
+                query.push(" UNION ALL ");
+            }
+            query.push(
+                "(SELECT run_id, latest_value FROM metrics
+                  WHERE kind = 'scalar' AND latest_value IS NOT NULL AND experiment_id = ",
+            );
+            query.push_bind(experiment);
+            query.push(" AND name = ");
+            query.push_bind(key.to_string());
+            query.push(" ORDER BY latest_value");
+            query.push(direction);
+            query.push(")");
+        }
+        query.push(") AS best ORDER BY latest_value");
         query.push(direction);
         query.push(" FETCH FIRST ");
         query.push_bind(window);
@@ -127,12 +153,14 @@ impl Db {
         // sorting. That plan holds whatever the values bound, so it is made
         // once per connection: a search is not planned again each time.
         // Each run is looked up once, so caching lookups (memoize) is only
-        // overhead. The settings travel with BEGIN: no round trip of their own.
+        // overhead. A plan that still needed a disabled sort would look costly
+        // enough to be compiled (JIT), which takes longer than the search.
+        // The settings travel with BEGIN: no round trip of their own.
         let mut tx = self
             .pool()
             .begin_with(
                 "BEGIN; SET LOCAL enable_sort = off; SET LOCAL enable_memoize = off;
-                 SET LOCAL plan_cache_mode = force_generic_plan",
+                 SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL jit = off",
             )
             .await?;
         let found = query
