@@ -648,68 +648,84 @@ async fn metric_order_pages_through_runs_with_and_without_the_metric() {
 #[tokio::test]
 async fn a_metric_sort_merges_the_experiments_searched_and_no_others() {
     let (app, token) = setup().await;
-    let mut acc_of_run = std::collections::HashMap::new();
+    // Each run's label: its experiment's name and its accuracy.
+    let mut label_of_run = std::collections::HashMap::new();
     let mut experiments = Vec::new();
-    // Experiment "c" holds the best values, yet is never searched.
+    // "a" and "b" tie at 0.5 (b's run is newer, so it comes first); "c"
+    // holds the best values, yet is never searched.
     for (name, values) in [
         ("a", [0.1, 0.3, 0.5, 0.7]),
-        ("b", [0.2, 0.4, 0.6, 0.8]),
+        ("b", [0.2, 0.4, 0.5, 0.8]),
         ("c", [0.91, 0.92, 0.93, 0.94]),
     ] {
         let (_, body) = post(&app, &token, "experiments/create", json!({ "name": name })).await;
         let experiment = body["experiment_id"].as_str().unwrap().to_string();
-        for value in values {
+        for (i, value) in values.into_iter().enumerate() {
             let (_, body) = post(
                 &app,
                 &token,
                 "runs/create",
-                json!({ "experiment_id": experiment }),
+                json!({ "experiment_id": experiment, "start_time": 1000 * label_of_run.len() + i }),
             )
             .await;
             let run = body["run"]["info"]["run_id"].as_str().unwrap().to_string();
             let metric = json!({ "run_id": run, "key": "acc", "value": value, "timestamp": 0 });
             let (status, body) = post(&app, &token, "runs/log-metric", metric).await;
             assert_eq!(status, StatusCode::OK, "{body}");
-            acc_of_run.insert(run, value);
+            label_of_run.insert(run, format!("{name}:{value}"));
         }
         experiments.push(experiment);
     }
-    let (a, b) = (&experiments[0], &experiments[1]);
-    let search = |experiment_ids: Vec<&String>, order: &str, max_results: i64| {
-        let body = json!({
+    let search = |experiment_ids: Vec<&String>, order: &str, page_token: Option<String>| {
+        let mut body = json!({
             "experiment_ids": experiment_ids,
             "order_by": [order],
-            "max_results": max_results,
+            "max_results": 3,
         });
-        let (app, token, acc_of_run) = (&app, &token, &acc_of_run);
+        if let Some(page) = page_token {
+            body["page_token"] = json!(page);
+        }
+        let (app, token, label_of_run) = (&app, &token, &label_of_run);
         async move {
             let (status, found) = post(app, token, "runs/search", body).await;
             assert_eq!(status, StatusCode::OK, "{found}");
-            found["runs"]
+            let labels = found["runs"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|run| acc_of_run[run["info"]["run_id"].as_str().unwrap()])
-                .collect::<Vec<f64>>()
+                .map(|run| label_of_run[run["info"]["run_id"].as_str().unwrap()].clone())
+                .collect::<Vec<String>>();
+            (labels, found["next_page_token"].as_str().map(String::from))
         }
     };
-    assert_eq!(
-        search(vec![a], "metrics.acc DESC", 3).await,
-        [0.7, 0.5, 0.3]
-    );
-    assert_eq!(
-        search(vec![a, b], "metrics.acc DESC", 5).await,
-        [0.8, 0.7, 0.6, 0.5, 0.4]
-    );
-    assert_eq!(
-        search(vec![b, a], "metrics.acc ASC", 3).await,
-        [0.1, 0.2, 0.3]
-    );
+    let (a, b) = (&experiments[0], &experiments[1]);
+    let (first, _) = search(vec![a], "metrics.acc DESC", None).await;
+    assert_eq!(first, ["a:0.7", "a:0.5", "a:0.3"]);
+    let (first, next) = search(vec![a, b], "metrics.acc DESC", None).await;
+    assert_eq!(first, ["b:0.8", "a:0.7", "b:0.5"]);
+    let (second, _) = search(vec![a, b], "metrics.acc DESC", next).await;
+    assert_eq!(second, ["a:0.5", "b:0.4", "a:0.3"]);
+    let (first, _) = search(vec![b, a], "metrics.acc ASC", None).await;
+    assert_eq!(first, ["a:0.1", "b:0.2", "a:0.3"]);
     // An experiment named twice does not return its runs twice.
-    assert_eq!(
-        search(vec![a, b, a], "metrics.acc DESC", 3).await,
-        [0.8, 0.7, 0.6]
-    );
+    let (first, _) = search(vec![a, b, a], "metrics.acc DESC", None).await;
+    assert_eq!(first, ["b:0.8", "a:0.7", "b:0.5"]);
+    // Past the experiments merged in one read, the same answer.
+    let mut many = vec![a.clone(), b.clone()];
+    for i in 0..15 {
+        let (_, body) = post(
+            &app,
+            &token,
+            "experiments/create",
+            json!({ "name": format!("empty-{i}") }),
+        )
+        .await;
+        many.push(body["experiment_id"].as_str().unwrap().to_string());
+    }
+    let (first, next) = search(many.iter().collect(), "metrics.acc DESC", None).await;
+    assert_eq!(first, ["b:0.8", "a:0.7", "b:0.5"]);
+    let (second, _) = search(many.iter().collect(), "metrics.acc DESC", next).await;
+    assert_eq!(second, ["a:0.5", "b:0.4", "a:0.3"]);
 }
 
 #[tokio::test]

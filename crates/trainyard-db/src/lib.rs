@@ -72,8 +72,9 @@ impl Db {
             // JIT compilation pays off for long analytical queries; here it
             // is chosen for large list sorts and costs more than it saves
             // (a runs list of 40,000 runs sorted by a metric: 0.24-0.57 s
-            // with it, 0.12-0.16 s without). Set per connection, not in the
-            // startup packet, which connection poolers may refuse.
+            // with it, 0.12-0.16 s without). Set when a connection opens,
+            // not in the startup packet, which connection poolers may refuse;
+            // transactions that depend on it also set it themselves.
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     sqlx::query("SET jit = off").execute(conn).await?;
