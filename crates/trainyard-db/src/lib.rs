@@ -72,9 +72,10 @@ impl Db {
             // JIT compilation pays off for long analytical queries; here it
             // is chosen for large list sorts and costs more than it saves
             // (a runs list of 40,000 runs sorted by a metric: 0.24-0.57 s
-            // with it, 0.12-0.16 s without). Set when a connection opens,
-            // not in the startup packet, which connection poolers may refuse;
-            // transactions that depend on it also set it themselves.
+            // with it, 0.12-0.16 s without), and a plan around a sort that a
+            // transaction disabled looks costly enough to be compiled. Set
+            // when a connection opens, not in the startup packet, which
+            // connection poolers may refuse.
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     sqlx::query("SET jit = off").execute(conn).await?;
@@ -86,8 +87,8 @@ impl Db {
         Ok(Db::from_pool(pool))
     }
 
-    /// Wraps an existing pool (tests build their own).
-    pub fn from_pool(pool: PgPool) -> Db {
+    /// Wraps a pool made by [`Db::connect`].
+    fn from_pool(pool: PgPool) -> Db {
         Db {
             pool,
             metric_queue: Arc::default(),

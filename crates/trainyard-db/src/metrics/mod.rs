@@ -130,9 +130,7 @@ impl Db {
         let (id, kind) = self.metric_id(run_id, name).await?;
         if kind == MetricKind::Scalar {
             let after = after_step.map_or(points::After::Start, points::After::Step);
-            let page = self
-                .scalar_points_after(id, after, limit.max(0) as usize)
-                .await?;
+            let page = self.scalar_points_after(id, after, limit).await?;
             Ok(page
                 .into_iter()
                 .map(|point| scalar_point(point.step, point.at, point.value))

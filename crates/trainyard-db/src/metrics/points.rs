@@ -59,8 +59,8 @@ impl After {
 /// that PostgreSQL merges two index scans rather than sorting; the settings
 /// that come with it keep those scans: statistics that lag behind points
 /// just logged would otherwise pick reading every piece and sorting them
-/// before the first (on disk, beyond `work_mem`), and a large estimate
-/// would add JIT compilation to a plain scan.
+/// before the first (on disk, beyond `work_mem`). The JIT compilation that
+/// a large estimate would add is off on every connection ([`Db::connect`]).
 pub(crate) const PIECES: &str = "(SELECT step AS first_step, at, value, NULL::bigint[] AS steps,
                 NULL::timestamptz[] AS ats, NULL::float8[] AS vals
            FROM metric_points WHERE metric_id = $1 AND step >= $2 ORDER BY step)
@@ -71,7 +71,7 @@ pub(crate) const PIECES: &str = "(SELECT step AS first_step, at, value, NULL::bi
      ORDER BY first_step LIMIT $3";
 /// See [`PIECES`].
 pub(crate) const PIECES_SETTINGS: &str = "BEGIN; SET LOCAL enable_bitmapscan = off;
-    SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off; SET LOCAL jit = off";
+    SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off";
 
 /// A stored piece: one point (its step, time and value) or a chunk (its
 /// columns, steps ascending).
@@ -120,13 +120,14 @@ fn first_pieces(limit: usize) -> usize {
 
 impl Db {
     /// Up to `limit` points of a scalar metric after `after`, in
-    /// [`point_order`].
+    /// [`point_order`] (none for a negative `limit`).
     pub(crate) async fn scalar_points_after(
         &self,
         metric_id: i64,
         after: After,
-        limit: usize,
+        limit: i64,
     ) -> Result<Vec<ScalarPoint>, DbError> {
+        let limit = usize::try_from(limit).unwrap_or(0);
         let mut tx = self.pool().begin_with(PIECES_SETTINGS).await?;
         let page = points_after(&mut tx, metric_id, after, limit).await?;
         tx.commit().await?;

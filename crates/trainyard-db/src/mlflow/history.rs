@@ -42,8 +42,7 @@ impl Db {
             Some((step, at, value)) => After::Point(ScalarPoint { step, at, value }),
             None => After::Start,
         };
-        self.scalar_points_after(id, after, limit.max(0) as usize)
-            .await
+        self.scalar_points_after(id, after, limit).await
     }
 
     /// Every point of a run's scalar metric, in order, from one query whose

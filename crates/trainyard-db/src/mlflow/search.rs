@@ -153,14 +153,12 @@ impl Db {
         // sorting. That plan holds whatever the values bound, so it is made
         // once per connection: a search is not planned again each time.
         // Each run is looked up once, so caching lookups (memoize) is only
-        // overhead. A plan that still needed a disabled sort would look costly
-        // enough to be compiled (JIT), which takes longer than the search.
-        // The settings travel with BEGIN: no round trip of their own.
+        // overhead. The settings travel with BEGIN: no round trip of their own.
         let mut tx = self
             .pool()
             .begin_with(
                 "BEGIN; SET LOCAL enable_sort = off; SET LOCAL enable_memoize = off;
-                 SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL jit = off",
+                 SET LOCAL plan_cache_mode = force_generic_plan",
             )
             .await?;
         let found = query
