@@ -20,10 +20,12 @@ use super::NewMetricPoint;
 use crate::{Db, DbError, CACHE_TTL};
 
 /// Flushers writing at once: while one waits for its commit, another writes.
-/// A second starts only when batches pile up, so that groups stay large.
+/// A second starts only when large batches pile up: small ones wait for the
+/// running flusher's next group, so that groups stay large and the commit
+/// (mostly the kernel's flush of the WAL) is shared by more of them.
 const MAX_FLUSHERS: usize = 2;
-/// Batches waiting that justify another flusher besides a running one.
-const BACKLOG_FOR_ANOTHER_FLUSHER: usize = 2;
+/// Points waiting that justify another flusher besides a running one.
+const BACKLOG_FOR_ANOTHER_FLUSHER: usize = 2_000;
 /// Points one transaction carries at most; later batches wait for the next.
 const MAX_GROUP_POINTS: usize = 50_000;
 
@@ -286,7 +288,7 @@ impl Db {
             });
             let start = state.flushers == 0
                 || (state.flushers < MAX_FLUSHERS
-                    && state.waiting.len() >= BACKLOG_FOR_ANOTHER_FLUSHER);
+                    && waiting_points(&state.waiting) >= BACKLOG_FOR_ANOTHER_FLUSHER);
             if start {
                 state.flushers += 1;
             }
@@ -678,6 +680,10 @@ fn is_deadlock(err: &sqlx::Error) -> bool {
 
 /// Takes waiting batches, oldest first, up to [`MAX_GROUP_POINTS`] (and at
 /// least one whatever its size).
+fn waiting_points(waiting: &VecDeque<Pending>) -> usize {
+    waiting.iter().map(|pending| pending.points.len()).sum()
+}
+
 fn take_group(waiting: &mut VecDeque<Pending>) -> Vec<Pending> {
     let mut group = Vec::new();
     let mut points = 0;
