@@ -36,11 +36,15 @@ fn assert_error(answer: &(StatusCode, Value), status: StatusCode, code: &str) {
 }
 
 async fn create_run(app: &TestApp, token: &str) -> String {
+    create_run_in(app, token, "0").await
+}
+
+async fn create_run_in(app: &TestApp, token: &str, experiment_id: &str) -> String {
     let (status, body) = post(
         app,
         token,
         "runs/create",
-        json!({ "experiment_id": "0", "run_name": "r" }),
+        json!({ "experiment_id": experiment_id, "run_name": "r" }),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -944,4 +948,121 @@ async fn a_history_logged_in_batches_and_alone_reads_back_in_order_whole_and_pag
     // Removing the run removes its points, chunks and rows alike.
     app.delete_run_row(&run).await;
     assert_eq!(app.point_rows().await, (0, 0));
+}
+
+#[tokio::test]
+async fn a_search_answer_is_given_again_only_until_a_row_it_reads_changes() {
+    let (app, token) = setup().await;
+    let (_, body) = post(&app, &token, "experiments/create", json!({ "name": "e" })).await;
+    let experiment = body["experiment_id"].as_str().unwrap().to_string();
+    let mut runs = Vec::new();
+    for value in [0.1, 0.2, 0.3] {
+        let run = create_run_in(&app, &token, &experiment).await;
+        let metric = json!({ "run_id": run, "key": "acc", "value": value, "timestamp": 0 });
+        assert_eq!(
+            post(&app, &token, "runs/log-metric", metric).await.0,
+            StatusCode::OK
+        );
+        runs.push(run);
+    }
+    let query = json!({ "experiment_ids": [experiment], "order_by": ["metrics.acc DESC"] });
+    let search = || async {
+        let (status, found) = post(&app, &token, "runs/search", query.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{found}");
+        found["runs"].as_array().unwrap().clone()
+    };
+    let ids = |found: &[Value]| -> Vec<String> {
+        found
+            .iter()
+            .map(|run| run["info"]["run_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let pool = app.db.pool();
+    let sql = |statement: String| async move {
+        sqlx::query(&statement).execute(pool).await.unwrap();
+    };
+    // Renames the last run with the counters' trigger off: a change they
+    // do not see.
+    let rename_unseen = |name: &'static str| {
+        let run = runs[2].clone();
+        async move {
+            sql("ALTER TABLE runs DISABLE TRIGGER runs_search_update".into()).await;
+            sql(format!(
+                "UPDATE runs SET display_name = '{name}' WHERE id = '{run}'"
+            ))
+            .await;
+            sql("ALTER TABLE runs ENABLE TRIGGER runs_search_update".into()).await;
+        }
+    };
+    let first = search().await;
+    assert_eq!(ids(&first), [runs[2].as_str(), &runs[1], &runs[0]]);
+
+    // Answers are kept: a change the counters do not see is not in the
+    // next answer.
+    rename_unseen("unseen").await;
+    assert_eq!(search().await, first);
+
+    // Each kind of change the search reads is seen at once.
+    let best = json!({ "run_id": runs[0], "key": "acc", "value": 0.9, "timestamp": 1 });
+    assert_eq!(
+        post(&app, &token, "runs/log-metric", best).await.0,
+        StatusCode::OK
+    );
+    let found = search().await;
+    assert_eq!(ids(&found), [runs[0].as_str(), &runs[2], &runs[1]]);
+    assert_eq!(found[1]["info"]["run_name"], "unseen");
+
+    let tag = json!({ "run_id": runs[1], "key": "team", "value": "blue" });
+    assert_eq!(
+        post(&app, &token, "runs/set-tag", tag).await.0,
+        StatusCode::OK
+    );
+    let found = search().await;
+    assert!(
+        found[2]["data"]["tags"].to_string().contains("blue"),
+        "{}",
+        found[2]
+    );
+
+    let dataset = json!({ "run_id": runs[1], "datasets": [{ "dataset": {
+        "name": "digits", "digest": "d1", "source_type": "local", "source": "{}" } }] });
+    assert_eq!(
+        post(&app, &token, "runs/log-inputs", dataset).await.0,
+        StatusCode::OK
+    );
+    let found = search().await;
+    assert_eq!(
+        found[2]["inputs"]["dataset_inputs"][0]["dataset"]["name"],
+        "digits"
+    );
+
+    // Written by another process (an executor, another server), in SQL.
+    sql(format!(
+        "UPDATE runs SET status = 'Failed' WHERE id = '{}'",
+        runs[2]
+    ))
+    .await;
+    assert_eq!(search().await[1]["info"]["status"], "FAILED");
+
+    assert_eq!(
+        post(&app, &token, "runs/delete", json!({ "run_id": runs[0] }))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(ids(&search().await), [runs[2].as_str(), &runs[1]]);
+
+    // Counters emptied (as PostgreSQL's crash recovery empties unlogged
+    // tables) could climb back to the sum an answer was kept for: without
+    // the epoch, no answer is given again.
+    search().await;
+    rename_unseen("after").await;
+    sql("TRUNCATE run_search_epoch".into()).await;
+    assert_eq!(search().await[0]["info"]["run_name"], "after");
+
+    // TRUNCATE names no rows: it starts a new epoch.
+    search().await;
+    search().await;
+    sql("TRUNCATE mlflow_run_io".into()).await;
+    assert_eq!(search().await[1]["inputs"], json!({}));
 }

@@ -146,6 +146,7 @@ async fn start_server() -> Result<Api> {
         limits: Limits::default(),
         storage: trainyard_storage::Storage::in_memory(),
         extra_ca: Default::default(),
+        run_searches: Default::default(),
     };
     // Serves until the process exits after printing the figures.
     let server = trainyard_api::serve(listener, state, std::future::pending());

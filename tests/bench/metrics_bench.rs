@@ -247,6 +247,7 @@ async fn start_server(pool: u32) -> Result<(String, String, String)> {
         limits: Limits::default(),
         storage: trainyard_storage::Storage::in_memory(),
         extra_ca: Default::default(),
+        run_searches: Default::default(),
     };
     // Serves until the process exits after printing the figures.
     tokio::spawn(trainyard_api::serve(

@@ -319,6 +319,7 @@ impl TestApp {
             limits,
             storage,
             extra_ca: std::sync::Arc::new(options.extra_ca),
+            run_searches: Default::default(),
         };
         tokio::spawn(async move {
             trainyard_api::serve(listener, state, async {

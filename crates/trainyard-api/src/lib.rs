@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use trainyard_db::Db;
 use trainyard_storage::Storage;
 
+pub use mlflow::RunSearchCache;
 pub use openapi::{openapi_document, API_VERSION};
 
 /// Limits the API enforces on every request.
@@ -49,6 +50,8 @@ pub struct AppState {
     pub storage: Storage,
     /// CA certificates image builds trust; part of every image's tag.
     pub extra_ca: std::sync::Arc<Vec<u8>>,
+    /// MLflow search answers, kept while nothing they read changes.
+    pub run_searches: std::sync::Arc<RunSearchCache>,
 }
 
 /// The whole application: health probes, `/api/v1`, its OpenAPI document,

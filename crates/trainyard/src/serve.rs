@@ -59,6 +59,7 @@ async fn run(config: &Config, db: Db) -> anyhow::Result<()> {
         },
         storage,
         extra_ca: std::sync::Arc::new(extra_ca),
+        run_searches: Default::default(),
     };
     trainyard_api::serve(listener, state, shutdown_signal())
         .await

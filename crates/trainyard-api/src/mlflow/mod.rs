@@ -20,7 +20,10 @@ mod registered_models;
 mod request;
 mod runs;
 mod search;
+mod search_cache;
 mod views;
+
+pub use search_cache::RunSearchCache;
 
 use axum::extract::OriginalUri;
 use axum::routing::{get, patch, post, put};

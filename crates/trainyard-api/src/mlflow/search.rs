@@ -2,11 +2,12 @@
 //! rows, written straight into typed responses (get-history streams a whole
 //! history page by page when no page size is asked for).
 
+use std::sync::Arc;
+
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use futures::StreamExt;
@@ -23,6 +24,7 @@ use super::request::{
     experiment_ref, lenient_i64, max_results, page, page_offset, required, run_id, Input,
 };
 use super::runs::run_not_found;
+use super::search_cache::{RunSearchCache, SearchKey};
 use super::views::{MetricJson, RunJson};
 
 #[derive(Debug, Deserialize)]
@@ -48,6 +50,7 @@ struct SearchRunsResponse<'a> {
 
 pub(super) async fn search_runs(
     State(db): State<Db>,
+    State(answers): State<Arc<RunSearchCache>>,
     caller: MlflowCaller,
     Input(body): Input<SearchRuns>,
 ) -> MlflowResult<Response> {
@@ -77,17 +80,40 @@ pub(super) async fn search_runs(
         offset,
         limit: limit + 1,
     };
+    // Read before the search, so that the answer is at least as new.
+    let generation = db.mlflow_search_generation(&search.experiment_ids).await?;
+    let key = SearchKey {
+        workspace_id,
+        experiment_ids: search.experiment_ids.clone(),
+        filter: body.filter,
+        run_view_type: body.run_view_type,
+        order_by: body.order_by,
+        offset,
+        limit,
+    };
+    if let Some(answer) = generation.and_then(|now| answers.get(&key, now)) {
+        return Ok(json_response(answer));
+    }
     let found = db.mlflow_search_runs(workspace_id, &search).await?;
     let (found, next_page_token) = page(found, offset, limit);
     let runs = found
         .iter()
         .map(|run| RunJson::new(&run.tracked, &run.latest_metrics, &run.run_io))
         .collect();
-    Ok(Json(SearchRunsResponse {
+    let answer = serde_json::to_vec(&SearchRunsResponse {
         runs,
         next_page_token,
     })
-    .into_response())
+    .map_err(MlflowError::internal)?;
+    let answer = Bytes::from(answer);
+    if let Some(generation) = generation {
+        answers.put(key, generation, answer.clone());
+    }
+    Ok(json_response(answer))
+}
+
+fn json_response(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 #[derive(Debug, Deserialize)]

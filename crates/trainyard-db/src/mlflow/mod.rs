@@ -25,7 +25,7 @@ pub use logged_models::{LoggedModel, NewLoggedModel};
 pub use model_versions::{ModelVersion, NewModelVersion};
 pub use registered_models::{RegisteredModel, VersionChange};
 pub use runs::{LatestPoint, RunChange, RunWithData, TrackedRun};
-pub use search::{LifecycleView, RunSearch};
+pub use search::{LifecycleView, RunSearch, SearchGeneration};
 pub use uploads::Upload;
 
 use chrono::{DateTime, Utc};

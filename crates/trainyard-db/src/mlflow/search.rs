@@ -56,7 +56,46 @@ const MIN_METRIC_WINDOW: i64 = 1000;
 /// PostgreSQL: each experiment adds an index read to merge.
 const MAX_WINDOW_EXPERIMENTS: usize = 16;
 
+/// How far the rows a search over some experiments reads have changed:
+/// equal values read at two moments mean no change between them
+/// (`run_search_generations`, kept by triggers on every table a search
+/// reads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchGeneration {
+    /// Made again whenever PostgreSQL has emptied the counters.
+    pub epoch: Uuid,
+    /// The sum of the experiments' counters.
+    pub changes: i64,
+}
+
 impl Db {
+    /// The generation of these experiments' runs, read before a search so
+    /// that its answer is at least as new. `None` when the counters had
+    /// been emptied (PostgreSQL recovered from a crash): a new epoch is
+    /// started, and this search's answer is not to be kept.
+    pub async fn mlflow_search_generation(
+        &self,
+        experiment_ids: &[Uuid],
+    ) -> Result<Option<SearchGeneration>, DbError> {
+        let read: Option<(Uuid, i64)> = sqlx::query_as(
+            "SELECT token, (SELECT coalesce(sum(generation), 0)::bigint
+                              FROM run_search_generations WHERE experiment_id = ANY($1))
+               FROM run_search_epoch",
+        )
+        .bind(experiment_ids)
+        .fetch_optional(self.pool())
+        .await?;
+        if let Some((epoch, changes)) = read {
+            return Ok(Some(SearchGeneration { epoch, changes }));
+        }
+        sqlx::query(
+            "INSERT INTO run_search_epoch (token) VALUES (gen_random_uuid()) ON CONFLICT DO NOTHING",
+        )
+        .execute(self.pool())
+        .await?;
+        Ok(None)
+    }
+
     /// One page of the runs a search selects, in its order, with their data
     /// (read for the page's runs only, not for those a deep page skips).
     pub async fn mlflow_search_runs(
