@@ -1052,17 +1052,63 @@ async fn a_search_answer_is_given_again_only_until_a_row_it_reads_changes() {
     );
     assert_eq!(ids(&search().await), [runs[2].as_str(), &runs[1]]);
 
+    // A new run, with a new metric row.
+    let newest = create_run_in(&app, &token, &experiment).await;
+    let metric = json!({ "run_id": newest, "key": "acc", "value": 0.95, "timestamp": 2 });
+    assert_eq!(
+        post(&app, &token, "runs/log-metric", metric).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(ids(&search().await), [newest.as_str(), &runs[2], &runs[1]]);
+
+    // The experiment's name says whether it is MLflow's "0".
+    sql(format!(
+        "UPDATE experiments SET name = 'Default' WHERE id = '{experiment}'"
+    ))
+    .await;
+    assert_eq!(search().await[0]["info"]["experiment_id"], "0");
+
+    // Another workspace naming the same experiment sees none of its runs.
+    app.workspace("other").await;
+    let stranger = app.token("other", "contributor").await;
+    let (status, found) = post(&app, &stranger, "runs/search", query.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found.get("runs"), None, "{found}");
+
+    // Folding the counters of backends that have exited keeps every sum:
+    // answers kept before are given again.
+    let dead_backend = i32::MAX;
+    sql(format!(
+        "INSERT INTO run_search_generations VALUES ('{experiment}', {dead_backend}, 5)"
+    ))
+    .await;
+    let kept = search().await;
+    rename_unseen("folded").await;
+    assert!(app.db.fold_run_search_generations().await.unwrap() >= 1);
+    let shards: Vec<i32> = sqlx::query_scalar(
+        "SELECT shard FROM run_search_generations WHERE experiment_id = $1::uuid",
+    )
+    .bind(&experiment)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(
+        shards.contains(&0) && !shards.contains(&dead_backend),
+        "{shards:?}"
+    );
+    assert_eq!(search().await, kept);
+
     // Counters emptied (as PostgreSQL's crash recovery empties unlogged
     // tables) could climb back to the sum an answer was kept for: without
     // the epoch, no answer is given again.
     search().await;
     rename_unseen("after").await;
     sql("TRUNCATE run_search_epoch".into()).await;
-    assert_eq!(search().await[0]["info"]["run_name"], "after");
+    assert_eq!(search().await[1]["info"]["run_name"], "after");
 
     // TRUNCATE names no rows: it starts a new epoch.
     search().await;
     search().await;
     sql("TRUNCATE mlflow_run_io".into()).await;
-    assert_eq!(search().await[1]["inputs"], json!({}));
+    assert_eq!(search().await[2]["inputs"], json!({}));
 }

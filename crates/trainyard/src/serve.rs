@@ -46,6 +46,7 @@ async fn run(config: &Config, db: Db) -> anyhow::Result<()> {
         Storage::local(&config.data_dir.join("objects")).context("opening the object store")?;
     let extra_ca = read_extra_ca(config)?;
     let (stop_scheduler, scheduler) = start_scheduler(config, &db, &storage, extra_ca.clone())?;
+    tokio::spawn(fold_search_counters(db.clone()));
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -70,6 +71,21 @@ async fn run(config: &Config, db: Db) -> anyhow::Result<()> {
     }
     tracing::info!("trainyard stopped");
     Ok(())
+}
+
+/// How often the search counters of exited database backends are folded.
+const SEARCH_COUNTER_FOLD_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Keeps the MLflow search counters at a row per live connection and
+/// experiment (see `Db::fold_run_search_generations`).
+async fn fold_search_counters(db: Db) {
+    let mut every = tokio::time::interval(SEARCH_COUNTER_FOLD_INTERVAL);
+    loop {
+        every.tick().await;
+        if let Err(err) = db.fold_run_search_generations().await {
+            tracing::warn!(error = %err, "folding the search counters failed; trying again later");
+        }
+    }
 }
 
 /// How often every registered node's engine is asked whether it answers.

@@ -80,7 +80,8 @@ pub(super) async fn search_runs(
         offset,
         limit: limit + 1,
     };
-    // Read before the search, so that the answer is at least as new.
+    // Read before the search's own reads, so that the answer is at least
+    // as new.
     let generation = db.mlflow_search_generation(&search.experiment_ids).await?;
     let key = SearchKey {
         workspace_id,
@@ -105,7 +106,8 @@ pub(super) async fn search_runs(
         next_page_token,
     })
     .map_err(MlflowError::internal)?;
-    let answer = Bytes::from(answer);
+    // Exactly its length: a kept answer holds no spare capacity.
+    let answer = Bytes::from(answer.into_boxed_slice());
     if let Some(generation) = generation {
         answers.put(key, generation, answer.clone());
     }

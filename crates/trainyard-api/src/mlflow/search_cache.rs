@@ -35,6 +35,18 @@ pub(super) struct SearchKey {
 struct Answer {
     generation: SearchGeneration,
     body: Bytes,
+    /// What it holds in memory, its key included.
+    size: usize,
+}
+
+impl SearchKey {
+    fn size(&self) -> usize {
+        std::mem::size_of::<SearchKey>()
+            + self.experiment_ids.len() * std::mem::size_of::<Uuid>()
+            + self.filter.as_ref().map_or(0, String::len)
+            + self.run_view_type.as_ref().map_or(0, String::len)
+            + self.order_by.iter().map(String::len).sum::<usize>()
+    }
 }
 
 /// The answers, least recently used first out.
@@ -82,32 +94,56 @@ impl RunSearchCache {
         if kept.generation == now {
             return Some(kept.body.clone());
         }
-        answers.remove(key);
+        // A search that read its generation before a later one was kept
+        // (it waited) leaves the newer answer in place.
+        if !is_newer(kept.generation, now) {
+            answers.remove(key);
+        }
         None
     }
 
-    /// Keeps an answer made after `generation` was read.
+    /// Keeps an answer made after `generation` was read. `body` should
+    /// hold no spare capacity (made from a boxed slice): its length is
+    /// what is counted.
     pub(super) fn put(&self, key: SearchKey, generation: SearchGeneration, body: Bytes) {
         if body.len() > MAX_ANSWER_BYTES {
             return;
         }
+        let size = key.size() + body.len();
         let mut answers = self.lock();
+        if let Some(kept) = answers.by_key.get(&key) {
+            if is_newer(kept.generation, generation) {
+                return;
+            }
+        }
         answers.remove(&key);
-        answers.bytes += body.len();
-        answers.by_key.insert(key, Answer { generation, body });
+        answers.bytes += size;
+        answers.by_key.insert(
+            key,
+            Answer {
+                generation,
+                body,
+                size,
+            },
+        );
         while answers.bytes > MAX_BYTES || answers.by_key.len() > MAX_ANSWERS {
             match answers.by_key.remove_lru() {
-                Some((_, gone)) => answers.bytes -= gone.body.len(),
+                Some((_, gone)) => answers.bytes -= gone.size,
                 None => break,
             }
         }
     }
 }
 
+/// Whether `kept` was read after `other` (counters only grow within an epoch).
+fn is_newer(kept: SearchGeneration, other: SearchGeneration) -> bool {
+    kept.epoch == other.epoch && kept.changes > other.changes
+}
+
 impl Answers {
     fn remove(&mut self, key: &SearchKey) {
         if let Some(gone) = self.by_key.remove(key) {
-            self.bytes -= gone.body.len();
+            self.bytes -= gone.size;
         }
     }
 }
@@ -138,13 +174,30 @@ mod tests {
     #[test]
     fn an_answer_is_given_again_only_for_the_generation_it_was_made_after() {
         let cache = RunSearchCache::default();
-        let first = generation(1);
-        cache.put(key(0), first, Bytes::from_static(b"[1]"));
-        assert_eq!(cache.get(&key(0), first).as_deref(), Some(&b"[1]"[..]));
-        assert_eq!(cache.get(&key(1), first), None);
+        cache.put(key(0), generation(1), Bytes::from_static(b"[1]"));
+        assert_eq!(
+            cache.get(&key(0), generation(1)).as_deref(),
+            Some(&b"[1]"[..])
+        );
+        assert_eq!(cache.get(&key(1), generation(1)), None);
+        // A search that read an older generation neither gets the newer
+        // answer nor drops it, and its own answer does not replace it.
+        assert_eq!(cache.get(&key(0), generation(0)), None);
+        cache.put(key(0), generation(0), Bytes::from_static(b"[0]"));
+        assert_eq!(
+            cache.get(&key(0), generation(1)).as_deref(),
+            Some(&b"[1]"[..])
+        );
+        // Another epoch, or a later generation: the answer is stale and goes.
+        let other_epoch = SearchGeneration {
+            epoch: Uuid::from_u128(1),
+            changes: 1,
+        };
+        assert_eq!(cache.get(&key(0), other_epoch), None);
+        assert_eq!(cache.get(&key(0), generation(1)), None);
+        assert_eq!(cache.lock().bytes, 0);
+        cache.put(key(0), generation(1), Bytes::from_static(b"[1]"));
         assert_eq!(cache.get(&key(0), generation(2)), None);
-        // A stale answer is dropped, not kept for a generation to come back.
-        assert_eq!(cache.get(&key(0), first), None);
         assert_eq!(cache.lock().bytes, 0);
     }
 
@@ -152,11 +205,15 @@ mod tests {
     fn the_least_recently_used_answers_go_first_when_the_bytes_run_out() {
         let cache = RunSearchCache::default();
         let generation = generation(1);
-        let big = Bytes::from(vec![b' '; MAX_ANSWER_BYTES]);
+        // Each answer, key included, takes the most one may.
+        let big = Bytes::from(vec![b' '; MAX_ANSWER_BYTES - key(0).size()]);
         let fit = (MAX_BYTES / MAX_ANSWER_BYTES) as i64;
         for offset in 0..fit {
             cache.put(key(offset), generation, big.clone());
         }
+        // Kept twice, counted once.
+        cache.put(key(0), generation, big.clone());
+        assert_eq!(cache.lock().bytes, MAX_BYTES);
         assert!(cache.get(&key(0), generation).is_some());
         cache.put(key(fit), generation, big.clone());
         // Key 1 was used least recently (key 0 was just read).
@@ -165,11 +222,20 @@ mod tests {
         assert!(cache.get(&key(fit), generation).is_some());
         assert_eq!(cache.lock().bytes, MAX_BYTES);
         // Too large to keep at all.
-        cache.put(
-            key(-1),
-            generation,
-            Bytes::from(vec![b' '; MAX_ANSWER_BYTES + 1]),
-        );
+        let too_big = Bytes::from(vec![b' '; MAX_ANSWER_BYTES + 1]);
+        cache.put(key(-1), generation, too_big);
         assert!(cache.get(&key(-1), generation).is_none());
+    }
+
+    #[test]
+    fn at_most_so_many_answers_are_kept_however_small() {
+        let cache = RunSearchCache::default();
+        let generation = generation(1);
+        for offset in 0..=MAX_ANSWERS as i64 {
+            cache.put(key(offset), generation, Bytes::from_static(b"[]"));
+        }
+        assert_eq!(cache.lock().by_key.len(), MAX_ANSWERS);
+        assert!(cache.get(&key(0), generation).is_none());
+        assert!(cache.get(&key(MAX_ANSWERS as i64), generation).is_some());
     }
 }

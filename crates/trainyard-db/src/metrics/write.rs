@@ -678,12 +678,14 @@ fn is_deadlock(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("40P01"))
 }
 
-/// Takes waiting batches, oldest first, up to [`MAX_GROUP_POINTS`] (and at
-/// least one whatever its size).
+/// Points waiting in all (one batch per request waiting for its write:
+/// summing them is little next to any of those requests).
 fn waiting_points(waiting: &VecDeque<Pending>) -> usize {
     waiting.iter().map(|pending| pending.points.len()).sum()
 }
 
+/// Takes waiting batches, oldest first, up to [`MAX_GROUP_POINTS`] (and at
+/// least one whatever its size).
 fn take_group(waiting: &mut VecDeque<Pending>) -> Vec<Pending> {
     let mut group = Vec::new();
     let mut points = 0;

@@ -96,6 +96,16 @@ impl Db {
         Ok(None)
     }
 
+    /// Folds the search counters of database backends that have exited
+    /// into one row per experiment, keeping every sum; returns how many
+    /// rows went. Without it, each connection ever opened would leave a
+    /// row in every experiment it wrote to.
+    pub async fn fold_run_search_generations(&self) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar("SELECT fold_run_search_generations()")
+            .fetch_one(self.pool())
+            .await?)
+    }
+
     /// One page of the runs a search selects, in its order, with their data
     /// (read for the page's runs only, not for those a deep page skips).
     pub async fn mlflow_search_runs(
