@@ -154,21 +154,31 @@ CREATE FUNCTION fold_run_search_generations() RETURNS bigint AS $$
 $$ LANGUAGE sql;
 
 -- The counters name a row's experiment (a run's, for its inputs and
--- outputs) as it was changed: a row that moved to another experiment would
--- leave the first one's answers as they were. None ever moves; this keeps
--- it so. (It runs only for statements that set the column.)
+-- outputs, and a metric's run's) as it was changed: a row that moved to
+-- another experiment would leave the first one's answers as they were. None
+-- ever moves; this keeps it so. (It runs only for statements that set one
+-- of the columns.)
 CREATE FUNCTION refuse_moving_run_rows() RETURNS trigger AS $$
+DECLARE
+    new_row jsonb := to_jsonb(NEW);
+    old_row jsonb := to_jsonb(OLD);
+    col text;
 BEGIN
-    IF to_jsonb(NEW) -> TG_ARGV[0] IS DISTINCT FROM to_jsonb(OLD) -> TG_ARGV[0] THEN
-        RAISE EXCEPTION '% of a row of % cannot change', TG_ARGV[0], TG_TABLE_NAME;
-    END IF;
+    FOREACH col IN ARRAY TG_ARGV LOOP
+        IF NOT new_row ? col THEN
+            RAISE EXCEPTION '% has no column %', TG_TABLE_NAME, col;
+        END IF;
+        IF new_row -> col IS DISTINCT FROM old_row -> col THEN
+            RAISE EXCEPTION '% of a row of % cannot change', col, TG_TABLE_NAME;
+        END IF;
+    END LOOP;
     RETURN NEW;
 END
 $$ LANGUAGE plpgsql;
 
 CREATE TRIGGER runs_keep_experiment BEFORE UPDATE OF experiment_id ON runs
     FOR EACH ROW EXECUTE FUNCTION refuse_moving_run_rows('experiment_id');
-CREATE TRIGGER metrics_keep_experiment BEFORE UPDATE OF experiment_id ON metrics
-    FOR EACH ROW EXECUTE FUNCTION refuse_moving_run_rows('experiment_id');
+CREATE TRIGGER metrics_keep_run BEFORE UPDATE OF run_id, experiment_id ON metrics
+    FOR EACH ROW EXECUTE FUNCTION refuse_moving_run_rows('run_id', 'experiment_id');
 CREATE TRIGGER run_io_keep_run BEFORE UPDATE OF run_id ON mlflow_run_io
     FOR EACH ROW EXECUTE FUNCTION refuse_moving_run_rows('run_id');

@@ -1098,6 +1098,18 @@ async fn a_search_answer_is_given_again_only_until_a_row_it_reads_changes() {
     );
     assert_eq!(search().await, kept);
 
+    // The experiment a change names is the one it touched: rows never move.
+    let (_, body) = post(&app, &token, "experiments/create", json!({ "name": "f" })).await;
+    let elsewhere = body["experiment_id"].as_str().unwrap().to_string();
+    let other_run = create_run_in(&app, &token, &elsewhere).await;
+    for moving in [
+        format!("UPDATE runs SET experiment_id = '{elsewhere}' WHERE id = '{newest}'"),
+        format!("UPDATE metrics SET run_id = '{other_run}' WHERE run_id = '{newest}'"),
+    ] {
+        let refused = sqlx::query(&moving).execute(pool).await.unwrap_err();
+        assert!(refused.to_string().contains("cannot change"), "{refused}");
+    }
+
     // Counters emptied (as PostgreSQL's crash recovery empties unlogged
     // tables) could climb back to the sum an answer was kept for: without
     // the epoch, no answer is given again.

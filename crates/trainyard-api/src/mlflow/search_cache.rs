@@ -16,7 +16,7 @@ use uuid::Uuid;
 const MAX_ANSWERS: usize = 256;
 /// …and their bytes at most, all together.
 const MAX_BYTES: usize = 32 << 20;
-/// An answer larger than this is not kept.
+/// An answer larger than this (its key included) is not kept.
 const MAX_ANSWER_BYTES: usize = 4 << 20;
 
 /// What makes two searches the same: the request as given, with the
@@ -106,10 +106,10 @@ impl RunSearchCache {
     /// hold no spare capacity (made from a boxed slice): its length is
     /// what is counted.
     pub(super) fn put(&self, key: SearchKey, generation: SearchGeneration, body: Bytes) {
-        if body.len() > MAX_ANSWER_BYTES {
+        let size = key.size() + body.len();
+        if size > MAX_ANSWER_BYTES {
             return;
         }
-        let size = key.size() + body.len();
         let mut answers = self.lock();
         if let Some(kept) = answers.by_key.get(&key) {
             if is_newer(kept.generation, generation) {
