@@ -114,8 +114,9 @@ pub(super) async fn search_runs(
     Ok(json_response(answer))
 }
 
-fn json_response(body: Bytes) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+/// A JSON body written already (whole, or as a stream).
+fn json_response(body: impl Into<Body>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body.into()).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,7 +203,7 @@ pub(super) async fn get_metric_history(
         );
     }
     out.push(b'}');
-    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+    Ok(json_response(out))
 }
 
 /// The whole history as one response, written page by page as it is read.
@@ -221,9 +222,5 @@ async fn stream_history(db: Db, id: uuid::Uuid, key: String) -> MlflowResult<Res
         .chain(body)
         .chain(tail)
         .map(|chunk| chunk.map_err(|err| std::io::Error::other(err.message)));
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        Body::from_stream(stream),
-    )
-        .into_response())
+    Ok(json_response(Body::from_stream(stream)))
 }
